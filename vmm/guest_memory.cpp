@@ -1,0 +1,88 @@
+#include "vmm/guest_memory.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "vmm/error.h"
+
+namespace tapvm {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+}
+
+GuestMemory::GuestMemory(const std::vector<GuestRange>& ranges) {
+    std::vector<GuestRange> sorted = ranges;
+    std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.start < b.start; });
+    for (size_t i = 0; i < sorted.size(); ++i) {
+        const auto& r = sorted[i];
+        if (r.size == 0 || r.start % kPage || r.size % kPage || r.start + r.size < r.start)
+            throw Error("guest memory: bad region at " + std::to_string(r.start));
+        if (i > 0 && sorted[i - 1].start + sorted[i - 1].size > r.start)
+            throw Error("guest memory: overlapping regions");
+    }
+    try {
+        for (const auto& r : sorted) {
+            void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (p == MAP_FAILED) throw_errno("mmap guest RAM (" + std::to_string(r.size >> 20) + " MiB)");
+            // Transparent huge pages cut KVM's page-table work; a hint only.
+            ::madvise(p, r.size, MADV_HUGEPAGE);
+            regions_.push_back({r.start, r.size, static_cast<uint8_t*>(p)});
+        }
+    } catch (...) {
+        unmap_all();
+        throw;
+    }
+}
+
+GuestMemory::~GuestMemory() { unmap_all(); }
+
+GuestMemory::GuestMemory(GuestMemory&& o) noexcept : regions_(std::exchange(o.regions_, {})) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
+    if (this != &o) {
+        unmap_all();
+        regions_ = std::exchange(o.regions_, {});
+    }
+    return *this;
+}
+
+void GuestMemory::unmap_all() {
+    for (auto& r : regions_) ::munmap(r.host, r.size);
+    regions_.clear();
+}
+
+std::optional<std::span<uint8_t>> GuestMemory::slice(Gpa gpa, uint64_t len) const {
+    for (const auto& r : regions_) {
+        if (gpa < r.start) break;  // sorted: no later region can hold it
+        uint64_t off = gpa - r.start;
+        // Written so that no sum can overflow: off < size, len <= size - off.
+        if (off < r.size && len <= r.size - off) return std::span<uint8_t>(r.host + off, len);
+    }
+    return std::nullopt;
+}
+
+bool GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
+    auto s = slice(gpa, out.size());
+    if (!s) return false;
+    std::memcpy(out.data(), s->data(), out.size());
+    return true;
+}
+
+bool GuestMemory::write(Gpa gpa, std::span<const uint8_t> in) const {
+    auto s = slice(gpa, in.size());
+    if (!s) return false;
+    std::memcpy(s->data(), in.data(), in.size());
+    return true;
+}
+
+uint64_t GuestMemory::total_size() const {
+    uint64_t total = 0;
+    for (const auto& r : regions_) total += r.size;
+    return total;
+}
+
+}  // namespace tapvm

@@ -1,0 +1,5 @@
+#include "vmm/machine/version.h"
+
+namespace tapvm {
+const char* version() { return TAPVM_VERSION; }
+}  // namespace tapvm
