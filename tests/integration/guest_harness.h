@@ -1,0 +1,236 @@
+// Runs the real tapvm binary (optionally inside a network namespace the test
+// owns), follows the guest console, and parses the guest runner's
+// machine-readable lines:
+//   TAPVM-MARK <name> ...              progress markers (init-start, done)
+//   TAPVM-RESULT <check> PASS|FAIL ... one line per guest-side check
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace tapvm::it {
+
+inline bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
+inline bool have_tun() { return ::access("/dev/net/tun", R_OK | W_OK) == 0; }
+
+#define TAPVM_REQUIRE_KVM()                                                                    \
+    do {                                                                                       \
+        if (!::tapvm::it::have_kvm())                                                          \
+            GTEST_SKIP() << "SKIPPED LOUDLY: /dev/kvm is missing on this machine, so no guest " \
+                            "can boot; this test needs real KVM";                              \
+    } while (0)
+#define TAPVM_REQUIRE_TUN()                                                                    \
+    do {                                                                                       \
+        if (!::tapvm::it::have_tun())                                                          \
+            GTEST_SKIP() << "SKIPPED LOUDLY: /dev/net/tun is missing; this test needs a tap";  \
+    } while (0)
+
+// The guest image built by scripts/build-guest-image.sh (scripts/test.sh
+// exports its directory).  Missing image = broken set-up = test failure.
+struct GuestImage {
+    std::string lean_kernel, stock_kernel, lean_initramfs, stock_initramfs;
+};
+
+inline std::optional<GuestImage> find_guest_image(std::string& why) {
+    const char* dir = std::getenv("TAPVM_GUEST_DIR");
+    if (!dir || !*dir) {
+        why = "TAPVM_GUEST_DIR is not set: run the tests through scripts/test.sh";
+        return std::nullopt;
+    }
+    std::filesystem::path d(dir);
+    GuestImage g{(d / "lean-bzImage").string(), (d / "stock-vmlinuz").string(),
+                 (d / "lean-initramfs.cpio").string(), (d / "stock-initramfs.cpio").string()};
+    for (auto* p : {&g.lean_kernel, &g.stock_kernel, &g.lean_initramfs, &g.stock_initramfs}) {
+        if (!std::filesystem::exists(*p)) {
+            why = "guest image incomplete: " + *p + " is missing";
+            return std::nullopt;
+        }
+    }
+    return g;
+}
+
+struct GuestResult {
+    bool pass = false;
+    std::string details;
+};
+
+struct GuestRun {
+    int exit_status = -1;       // exit code, or 128+signal
+    std::string console;        // everything tapvm wrote to stdout
+    std::string errors;         // everything tapvm wrote to stderr
+    std::map<std::string, GuestResult> results;
+    std::vector<std::string> marks;
+    double seconds_to_init = -1;   // process start -> first "TAPVM-MARK init-start"
+    double seconds_total = 0;
+    long max_rss_kib = 0;
+    bool stopped_at_marker = false;
+
+    bool has_mark(const std::string& m) const {
+        for (const auto& x : marks)
+            if (x == m) return true;
+        return false;
+    }
+};
+
+struct RunOptions {
+    std::vector<std::string> args;             // tapvm arguments
+    std::optional<std::string> netns;          // run inside this namespace
+    std::optional<std::string> stop_at;        // kill tapvm once this console text appears
+    std::function<void(const std::string&)> on_line;  // called per console line
+};
+
+inline std::string tapvm_binary() { return TAPVM_BINARY; }
+
+inline GuestRun run_tapvm(const RunOptions& opt) {
+    std::vector<std::string> argv;
+    if (opt.netns) argv = {"ip", "netns", "exec", *opt.netns};
+    argv.push_back(tapvm_binary());
+    argv.insert(argv.end(), opt.args.begin(), opt.args.end());
+
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
+    auto start = std::chrono::steady_clock::now();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(out[1], 1);
+        ::dup2(err[1], 2);
+        int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, 0);
+        std::vector<char*> cargv;
+        for (auto& a : argv) cargv.push_back(a.data());
+        cargv.push_back(nullptr);
+        ::execvp(cargv[0], cargv.data());
+        _exit(127);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+
+    GuestRun run;
+    std::string pending;
+    bool out_open = true, err_open = true;
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    auto handle_line = [&](const std::string& line) {
+        std::istringstream in(line);
+        std::string tag;
+        in >> tag;
+        if (tag == "TAPVM-MARK") {
+            std::string name;
+            in >> name;
+            run.marks.push_back(name);
+            if (name == "init-start" && run.seconds_to_init < 0) run.seconds_to_init = elapsed();
+        } else if (tag == "TAPVM-RESULT") {
+            std::string name, verdict;
+            in >> name >> verdict;
+            std::string rest;
+            std::getline(in, rest);
+            run.results[name] = GuestResult{verdict == "PASS", rest};
+        }
+        if (opt.on_line) opt.on_line(line);
+    };
+    while (out_open || err_open) {
+        pollfd fds[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        char buf[4096];
+        if (fds[0].revents) {
+            ssize_t n = ::read(out[0], buf, sizeof buf);
+            if (n <= 0) {
+                out_open = false;
+            } else {
+                run.console.append(buf, n);
+                std::cout.write(buf, n);  // live console in the test log
+                std::cout.flush();
+                pending.append(buf, n);
+                size_t nl;
+                while ((nl = pending.find('\n')) != std::string::npos) {
+                    std::string line = pending.substr(0, nl);
+                    if (!line.empty() && line.back() == '\r') line.pop_back();
+                    // The marker may be preceded by kernel timestamps or noise.
+                    auto pos = line.find("TAPVM-");
+                    handle_line(pos == std::string::npos ? line : line.substr(pos));
+                    pending.erase(0, nl + 1);
+                }
+                if (opt.stop_at && !run.stopped_at_marker &&
+                    run.console.find(*opt.stop_at) != std::string::npos) {
+                    run.stopped_at_marker = true;
+                    ::kill(pid, SIGTERM);
+                }
+            }
+        }
+        if (fds[1].revents) {
+            ssize_t n = ::read(err[0], buf, sizeof buf);
+            if (n <= 0) err_open = false;
+            else {
+                run.errors.append(buf, n);
+                std::cerr.write(buf, n);
+            }
+        }
+    }
+    ::close(out[0]);
+    ::close(err[0]);
+    int status = 0;
+    rusage usage{};
+    ::wait4(pid, &status, 0, &usage);
+    run.max_rss_kib = usage.ru_maxrss;
+    run.seconds_total = elapsed();
+    run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return run;
+}
+
+// A network namespace owned by one test: deleted (with every tap in it) on
+// destruction, whatever happened.
+class TestNetns {
+public:
+    explicit TestNetns(const std::string& tag)
+        : name_("tapvm-it-" + tag + "-" + std::to_string(::getpid())) {
+        sh("ip netns del " + name_ + " 2>/dev/null");
+        if (sh("ip netns add " + name_) != 0) throw std::runtime_error("ip netns add " + name_);
+        sh("ip -n " + name_ + " link set lo up");
+    }
+    ~TestNetns() { sh("ip netns del " + name_ + " 2>/dev/null"); }
+    TestNetns(const TestNetns&) = delete;
+    TestNetns& operator=(const TestNetns&) = delete;
+
+    const std::string& name() const { return name_; }
+    int exec(const std::string& command) const { return sh("ip netns exec " + name_ + " " + command); }
+    static int sh(const std::string& command) {
+        int s = std::system(command.c_str());
+        return WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+    }
+
+private:
+    std::string name_;
+};
+
+// The default kernel command line for test boots: the guest runner reads the
+// tapvm.* parameters (scripts/guest/README.md).
+inline std::string test_cmdline(const std::string& extra) {
+    return "console=ttyS0 panic=-1 " + extra;
+}
+
+inline void report(const GuestRun& run, const std::string& what) {
+    std::cout << "\n[tapvm-it] " << what << ": exit " << run.exit_status << ", /init after "
+              << run.seconds_to_init << " s, total " << run.seconds_total << " s, max RSS "
+              << run.max_rss_kib / 1024 << " MiB\n";
+}
+
+}  // namespace tapvm::it
