@@ -46,6 +46,8 @@ inline constexpr uint16_t kAcpiSleepStatus = 0x601;
 inline constexpr uint16_t kAcpiResetReg = 0x602;     // FADT RESET_REG
 inline constexpr uint8_t kAcpiResetValue = 0x1;
 inline constexpr uint8_t kAcpiS5SleepType = 5;       // \_S5 package value
+// pvpanic (ACPI "QEMU0001"): the guest kernel writes here when it panics.
+inline constexpr uint16_t kPvpanicPort = 0x505;
 // PCI port I/O window for I/O BARs (legacy virtio).
 inline constexpr uint16_t kPciIoStart = 0x1000;
 inline constexpr uint16_t kPciIoSize = 0x1000;
