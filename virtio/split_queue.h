@@ -68,7 +68,8 @@ public:
     void publish();
     // After publish(): does the driver want an interrupt for what was
     // published since the last signal?  (EVENT_IDX used_event, or the
-    // NO_INTERRUPT flag.)  Returning true resets the window.
+    // NO_INTERRUPT flag.)  Each call closes the window, whatever it
+    // returns (as vhost does; the driver re-checks used.idx itself).
     bool should_signal();
 
     // Kick suppression while the device is busy draining the queue.
