@@ -6,7 +6,7 @@
 // pba_region() in the BARs and wires Message Control writes to
 // set_control().  Devices (the virtio-pci transport) only call notify().
 //
-// Delivery rules (§6.8.2.8-9):
+// Delivery rules (§6.8.2, Vector Control and Pending Bits):
 //   - notify(v) triggers v's MsiVector when MSI-X is enabled and neither the
 //     function nor entry v is masked; otherwise it sets v's pending bit.
 //   - Clearing a mask (entry Vector Control, Function Mask) or setting Enable
@@ -16,9 +16,8 @@
 //     (drivers write address and data while the entry is masked), and always
 //     before that vector triggers.
 //
-// Guest accesses: the table accepts aligned 4-byte accesses and aligned
-// 8-byte accesses (§6.8.2: "software must use aligned full DWORD or aligned
-// full QWORD transactions"); the PBA is read-only.  Anything else reads as
+// Guest accesses: the table accepts aligned 4-byte and aligned 8-byte
+// accesses, the only ones §6.8.2 lets software make; the PBA is read-only.  Anything else reads as
 // zero and is ignored on write, logged once per table.
 //
 // Threads: notify() is called from device threads, table accesses from vCPU
@@ -41,7 +40,7 @@ class MsixTable : public std::enable_shared_from_this<MsixTable> {
 public:
     // Allocates one MsiVector per entry from `allocator` (which throws Error
     // when routing is exhausted).  1 <= num_vectors <= 2048, else Error.
-    // Every entry starts masked, as after reset (§6.8.2.9).
+    // Every entry starts masked, as after reset (§6.8.2, Vector Control).
     static std::shared_ptr<MsixTable> create(unsigned num_vectors, MsiAllocator& allocator);
 
     unsigned num_vectors() const { return static_cast<unsigned>(entries_.size()); }

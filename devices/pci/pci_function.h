@@ -244,7 +244,7 @@ private:
     std::array<uint8_t, kConfigSpaceSize> write_one_to_clear_{};
     std::array<std::optional<Bar>, kNumBars> bars_;  // set at each BAR's first slot
     std::vector<Capability> capabilities_;
-    uint8_t next_capability_offset_ = kCapabilityStart;
+    uint16_t next_capability_offset_ = kCapabilityStart;  // may reach 256 (full)
     PciBuses buses_;
     IrqLine* intx_line_ = nullptr;
     bool intx_level_ = false;
