@@ -8,7 +8,7 @@ const char* to_string(ChainError error) {
         case ChainError::kChainTooLong: return "descriptor chain longer than the queue (loop)";
         case ChainError::kNestedIndirect: return "indirect descriptor inside an indirect table";
         case ChainError::kIndirectWithNext: return "descriptor has both INDIRECT and NEXT";
-        case ChainError::kIndirectBadLength: return "indirect table length is 0 or not a multiple of 16";
+        case ChainError::kIndirectBadLength: return "indirect table length is 0, not a multiple of 16, or above 32768 entries";
         case ChainError::kIndirectNotNegotiated: return "indirect descriptor without VIRTIO_F_INDIRECT_DESC";
         case ChainError::kBufferOutOfRange: return "buffer outside guest RAM";
         case ChainError::kLengthOverflow: return "chain length above 4 GiB";
