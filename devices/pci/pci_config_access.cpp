@@ -49,8 +49,9 @@ void PciConfigPorts::read(uint64_t offset, std::span<uint8_t> data) {
         return;
     }
     auto t = data_target(address_.load(), offset, data.size());
-    if (!t) return fill_absent(data);
-    target_->read_config(t->bus, t->slot, t->fn, t->reg, data);
+    auto target = target_.lock();
+    if (!t || !target) return fill_absent(data);
+    target->read_config(t->bus, t->slot, t->fn, t->reg, data);
 }
 
 void PciConfigPorts::write(uint64_t offset, std::span<const uint8_t> data) {
@@ -59,8 +60,9 @@ void PciConfigPorts::write(uint64_t offset, std::span<const uint8_t> data) {
         return;
     }
     auto t = data_target(address_.load(), offset, data.size());
-    if (!t) return;
-    target_->write_config(t->bus, t->slot, t->fn, t->reg, data);
+    auto target = target_.lock();
+    if (!t || !target) return;
+    target->write_config(t->bus, t->slot, t->fn, t->reg, data);
 }
 
 namespace {
@@ -79,14 +81,16 @@ std::optional<Target> ecam_target(uint64_t offset, size_t width) {
 
 void PciEcam::read(uint64_t offset, std::span<uint8_t> data) {
     auto t = ecam_target(offset, data.size());
-    if (!t) return fill_absent(data);
-    target_->read_config(t->bus, t->slot, t->fn, t->reg, data);
+    auto target = target_.lock();
+    if (!t || !target) return fill_absent(data);
+    target->read_config(t->bus, t->slot, t->fn, t->reg, data);
 }
 
 void PciEcam::write(uint64_t offset, std::span<const uint8_t> data) {
     auto t = ecam_target(offset, data.size());
-    if (!t) return;
-    target_->write_config(t->bus, t->slot, t->fn, t->reg, data);
+    auto target = target_.lock();
+    if (!t || !target) return;
+    target->write_config(t->bus, t->slot, t->fn, t->reg, data);
 }
 
 }  // namespace tapvm::pci

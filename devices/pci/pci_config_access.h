@@ -9,7 +9,11 @@
 //     MMIO at layout::kEcamStart: offset = bus << 20 | device << 15 |
 //     function << 12 | register, giving each function 4 KiB.
 //
-// Both forward to a PciConfigTarget (the host bridge's slot table).  Accesses
+// Both forward to a PciConfigTarget (the host bridge's slot table), which
+// they only observe: the bridge owns its functions, and a Bus that still holds
+// these devices after the bridge is gone (teardown in any order) sees absent
+// functions instead of keeping the functions, and with them BAR mappings on
+// that very Bus, alive.  Accesses
 // to absent functions, with the enable bit clear, or of odd shapes read as
 // all-ones and are dropped on write: guests probe, they must never crash us.
 #pragma once
@@ -43,7 +47,7 @@ public:
     // dword register number.  Reserved bits 30:24 and 1:0 read as zero.
     static constexpr uint32_t kAddressMask = 0x80fffffc;
 
-    explicit PciConfigPorts(std::shared_ptr<const PciConfigTarget> target)
+    explicit PciConfigPorts(std::weak_ptr<const PciConfigTarget> target)
         : target_(std::move(target)) {}
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
@@ -52,7 +56,7 @@ public:
     uint32_t config_address() const { return address_.load(); }
 
 private:
-    std::shared_ptr<const PciConfigTarget> target_;
+    std::weak_ptr<const PciConfigTarget> target_;
     // One register shared by all vCPUs, as on real chipsets.  Guests serialize
     // address+data pairs themselves (Linux's pci_config_lock).
     std::atomic<uint32_t> address_{0};
@@ -61,13 +65,13 @@ private:
 // The ECAM window (insert with size layout::kEcamSize at layout::kEcamStart).
 class PciEcam : public BusDevice {
 public:
-    explicit PciEcam(std::shared_ptr<const PciConfigTarget> target) : target_(std::move(target)) {}
+    explicit PciEcam(std::weak_ptr<const PciConfigTarget> target) : target_(std::move(target)) {}
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
 
 private:
-    std::shared_ptr<const PciConfigTarget> target_;
+    std::weak_ptr<const PciConfigTarget> target_;
 };
 
 }  // namespace tapvm::pci

@@ -18,6 +18,11 @@
 //
 // Non-existent functions read as all-ones (the guest's scan moves on) and
 // ignore writes.
+//
+// Lifetime: the bridge owns the functions added to it (with whoever else
+// holds them); the buses must outlive every function, because a function
+// removes its BARs from them when it is destroyed.  config_ports() and ecam()
+// do not keep the bridge alive: after it is gone they read as all-ones.
 #pragma once
 
 #include <array>
@@ -67,8 +72,8 @@ public:
     std::shared_ptr<PciEcam> ecam() const { return ecam_; }
 
 private:
-    // The slot table, shared with the access devices so that they stay valid
-    // whatever order the machine tears things down in.
+    // The slot table.  The bridge owns it (and so its functions); the access
+    // devices only hold weak references, so tearing down in any order works.
     class Slots : public PciConfigTarget {
     public:
         void read_config(unsigned bus, unsigned slot, unsigned fn, uint16_t reg,
