@@ -103,7 +103,7 @@ TEST_P(AcpiTablesForCpus, MadtListsOneEnabledLocalApicPerCpu) {
 }
 
 TEST_P(AcpiTablesForCpus, MadtHasIoApicOverridesAndNmi) {
-    const Bytes& madt = table(build_tables({.num_cpus = GetParam()}), "APIC").bytes;
+    const Bytes madt = built({.num_cpus = GetParam()}, "APIC");
     int ioapics = 0, nmis = 0;
     std::vector<std::vector<uint64_t>> overrides;  // {source irq, gsi, flags}
     for (const auto& e : madt_entries(madt)) {
