@@ -35,6 +35,7 @@ nlohmann::json to_json(const NetStats& s) {
         {"commands", s.ctrl.commands.get()},
         {"errors", s.ctrl.errors.get()},
         {"malformed", s.ctrl.malformed.get()},
+        {"interrupts", s.ctrl.interrupts.get()},
     };
     return json{{"rx", rx}, {"tx", tx}, {"ctrl", ctrl}, {"needs_reset", s.needs_reset.get()}};
 }

@@ -59,6 +59,7 @@ struct CtrlStats {
     Counter commands;            // commands answered OK
     Counter errors;              // commands answered VIRTIO_NET_ERR
     Counter malformed;           // chains with no room for the ack (returned unanswered)
+    Counter interrupts;          // used-ring interrupts sent
 };
 
 struct NetStats {
