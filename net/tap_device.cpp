@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <optional>
 #include <cstring>
 
 #include "net/net_features.h"
@@ -46,6 +48,43 @@ int ioctl_errno(int fd, unsigned long request, void* arg) {
 // separately (UFO was removed and re-added as a no-op in Linux 4.14).
 constexpr unsigned kTcpOffloads = kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFTsoEcn;
 constexpr unsigned kUdpOffloads = kTunFCsum | kTunFUfo;
+
+// False only when the kernel says for sure that the tap lives in another
+// network namespace (TUNGETDEVNETNS, Linux 5.2+, needs CAP_NET_ADMIN there).
+bool in_our_namespace(int tap_fd) {
+    UniqueFd tap_ns(::ioctl(tap_fd, TUNGETDEVNETNS));
+    struct stat tap_st {}, own_st {};
+    if (!tap_ns || ::fstat(tap_ns.get(), &tap_st) < 0 || ::stat("/proc/thread-self/ns/net", &own_st) < 0)
+        return true;
+    return tap_st.st_dev == own_st.st_dev && tap_st.st_ino == own_st.st_ino;
+}
+
+// The tap's flags as the driver keeps them (/sys/class/net/NAME/tun_flags,
+// tun_flags_show()), when the sysfs we see belongs to the tap's namespace.
+std::optional<unsigned> sysfs_tun_flags(int tap_fd, const std::string& name) {
+    if (!in_our_namespace(tap_fd)) return std::nullopt;
+    auto read_number = [&](const char* attribute) -> std::optional<unsigned long> {
+        std::string path = "/sys/class/net/" + name + "/" + attribute;
+        UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        char text[32] = {};
+        if (!file || ::read(file.get(), text, sizeof text - 1) <= 0) return std::nullopt;
+        char* end = nullptr;
+        unsigned long value = std::strtoul(text, &end, 0);
+        if (end == text) return std::nullopt;
+        return value;
+    };
+    // The same name in another namespace's sysfs would be another device.
+    UniqueFd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, name.data(), std::min(name.size(), size_t{IFNAMSIZ - 1}));
+    auto sysfs_index = read_number("ifindex");
+    if (!sock || ::ioctl(sock.get(), SIOCGIFINDEX, &ifr) < 0 || !sysfs_index ||
+        *sysfs_index != static_cast<unsigned long>(ifr.ifr_ifindex))
+        return std::nullopt;
+    auto flags = read_number("tun_flags");
+    if (!flags) return std::nullopt;
+    return static_cast<unsigned>(*flags);
+}
 
 }  // namespace
 
@@ -101,10 +140,17 @@ std::unique_ptr<TapDevice> TapDevice::adopt(int raw_fd, VnetHdrMode mode) {
     std::string name(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
     label += " (" + name + ")";
     unsigned flags = static_cast<unsigned short>(ifr.ifr_flags);
+    // TUNGETIFF reports IFF_NOFILTER (0x1000, the value of IFF_NO_PI) for a
+    // queue without a socket filter, so IFF_NO_PI cannot be read from it:
+    // prefer the device's own flags from sysfs when they are ours to see.
+    std::optional<unsigned> device_flags = sysfs_tun_flags(fd.get(), name);
+    if (device_flags) flags = *device_flags;
     if (!(flags & IFF_TAP))
         throw UsageError(label + ": is a tun (layer 3) device; tapvm needs a tap (IFF_TAP)");
     if (!(flags & IFF_NO_PI))
         throw UsageError(label + ": the tap adds packet information; it must be opened with IFF_NO_PI");
+    if (!device_flags)
+        spdlog::debug("{}: IFF_NO_PI not verifiable (no sysfs view of the tap); assuming it", label);
 
     std::unique_ptr<TapDevice> tap(new TapDevice(std::move(fd), label));
     tap->name_ = name;
@@ -164,20 +210,6 @@ int TapDevice::set_offload(unsigned tun_flags) {
     // TUNSETOFFLOAD takes its argument by value, not through a pointer.
     return ::ioctl(fd(), TUNSETOFFLOAD, static_cast<unsigned long>(tun_flags)) == 0 ? 0 : errno;
 }
-
-namespace {
-
-// False only when the kernel says for sure that the tap lives in another
-// network namespace (TUNGETDEVNETNS, Linux 5.2+, needs CAP_NET_ADMIN there).
-bool in_our_namespace(int tap_fd) {
-    UniqueFd tap_ns(::ioctl(tap_fd, TUNGETDEVNETNS));
-    struct stat tap_st {}, own_st {};
-    if (!tap_ns || ::fstat(tap_ns.get(), &tap_st) < 0 || ::stat("/proc/thread-self/ns/net", &own_st) < 0)
-        return true;
-    return tap_st.st_dev == own_st.st_dev && tap_st.st_ino == own_st.st_ino;
-}
-
-}  // namespace
 
 int TapDevice::ifindex() const {
     if (!in_our_namespace(fd())) return 0;
