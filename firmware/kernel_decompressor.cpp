@@ -228,8 +228,7 @@ bool can_decompress(PayloadFormat format) {
     return info && info->decode;
 }
 
-std::optional<std::vector<uint8_t>> decompress_kernel_payload(std::span<const uint8_t> payload,
-                                                              uint64_t max_output) {
+std::optional<HugePageBuffer> decompress_kernel_payload(std::span<const uint8_t> payload, uint64_t max_output) {
     const FormatInfo* info = find_format(identify_payload(payload));
     if (!info || !info->decode) return std::nullopt;
 
@@ -242,8 +241,8 @@ std::optional<std::vector<uint8_t>> decompress_kernel_payload(std::span<const ui
                                      info->name, declared >> 20, max_output >> 20));
 
     std::span<const uint8_t> stream = info->size_appended ? payload.first(payload.size() - 4) : payload;
-    std::vector<uint8_t> out(declared);
-    info->decode(stream, out);
+    HugePageBuffer out(declared);
+    info->decode(stream, out.bytes());
     return out;
 }
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <vector>
+#include "firmware/huge_page_buffer.h"
 
 namespace tapvm::boot {
 
@@ -47,7 +47,7 @@ inline constexpr uint64_t kMaxDecompressedKernel = 512ull << 20;
 // kernel's own decompressor.  Throws UsageError when the payload is corrupt,
 // truncated, decompresses to a size other than its trailer says, or would
 // exceed `max_output` bytes.
-std::optional<std::vector<uint8_t>> decompress_kernel_payload(
+std::optional<HugePageBuffer> decompress_kernel_payload(
     std::span<const uint8_t> payload, uint64_t max_output = kMaxDecompressedKernel);
 
 }  // namespace tapvm::boot

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "firmware/bzimage.h"
@@ -104,13 +105,14 @@ LoadedKernel load_bzimage(const GuestMemory& memory, std::span<const uint8_t> im
     }
 
     auto start = std::chrono::steady_clock::now();
-    std::vector<uint8_t> vmlinux = *decompress_kernel_payload(bz.payload);
+    HugePageBuffer vmlinux = std::move(*decompress_kernel_payload(bz.payload));
     double decompress_ms = milliseconds_since(start);
-    if (!has_elf_magic(vmlinux))
+    if (!has_elf_magic(vmlinux.bytes()))
         throw UsageError(fmt::format("the bzImage's {} payload does not decompress to an ELF vmlinux",
                                      to_string(format)));
     start = std::chrono::steady_clock::now();
-    LoadedKernel kernel = load_elf_kernel(memory, vmlinux, KernelBootPath::kDecompressedBzImage, bz.header);
+    LoadedKernel kernel =
+        load_elf_kernel(memory, vmlinux.bytes(), KernelBootPath::kDecompressedBzImage, bz.header);
     spdlog::info("kernel: {} payload {:.1f} MiB -> vmlinux {:.1f} MiB in {:.0f} ms, loaded in {:.0f} ms, "
                  "entry {:#x}",
                  to_string(format), bz.payload.size() / 1048576.0, vmlinux.size() / 1048576.0, decompress_ms,
