@@ -151,6 +151,9 @@ Gpa write_identity_page_tables(const GuestMemory& memory) {
 }
 
 LongModeEntryState setup_long_mode(const GuestMemory& memory, Gpa entry) {
+    if (entry >= kIdentityMappedBytes)
+        throw UsageError(fmt::format("kernel entry point {:#x} lies above the {} GiB the boot page tables map",
+                                     entry, kIdentityMappedBytes >> 30));
     LongModeEntryState state = long_mode_entry_state(entry);
     state.cr3 = write_identity_page_tables(memory);
     write_boot_gdt(memory, state);

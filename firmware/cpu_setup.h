@@ -97,8 +97,9 @@ void write_boot_gdt(const GuestMemory& memory, const LongModeEntryState& state);
 Gpa write_identity_page_tables(const GuestMemory& memory);
 
 // All of the above: writes GDT and page tables, returns the state whose RIP
-// is `entry` and whose RSI is the zero page.  Throws Error if the low
-// memory it needs is not guest RAM.
+// is `entry` and whose RSI is the zero page.  Throws UsageError if the
+// entry is not identity mapped, Error if the low memory it needs is not
+// guest RAM.
 LongModeEntryState setup_long_mode(const GuestMemory& memory, Gpa entry);
 
 }  // namespace tapvm::boot

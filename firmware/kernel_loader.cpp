@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "firmware/bzimage.h"
 #include "firmware/elf_loader.h"
 #include "vmm/error.h"
+#include "vmm/layout.h"
 
 namespace tapvm::boot {
 
@@ -45,16 +47,19 @@ LoadedKernel load_elf_kernel(const GuestMemory& memory, std::span<const uint8_t>
     return kernel;
 }
 
-uint64_t align_up(uint64_t value, uint64_t alignment) {
-    return (value + alignment - 1) / alignment * alignment;
+// alignment is a power of two; nullopt if rounding up would wrap.
+std::optional<uint64_t> align_up(uint64_t value, uint64_t alignment) {
+    if (value > UINT64_MAX - (alignment - 1)) return std::nullopt;
+    return (value + alignment - 1) & ~(alignment - 1);
 }
 
 // Where the protected-mode kernel goes on path (c).  boot.rst: a relocatable
 // kernel may go at any multiple of kernel_alignment (pref_address is where
 // it would rather be); a non-relocatable one only at pref_address.  Try the
 // preferred place, then the lowest allowed one, so a small guest still boots.
+// Never below 1 MiB, where the zero page, page tables and ACPI tables live.
 std::optional<Gpa> choose_load_address(const GuestMemory& memory, const BzImage& bz, uint64_t needed) {
-    std::vector<Gpa> candidates;
+    std::vector<std::optional<Gpa>> candidates;
     uint64_t alignment = bz.header.kernel_alignment;
     bool can_align = bz.relocatable() && alignment != 0 && (alignment & (alignment - 1)) == 0;
     if (can_align) {
@@ -63,8 +68,8 @@ std::optional<Gpa> choose_load_address(const GuestMemory& memory, const BzImage&
     } else {
         candidates.push_back(bz.preferred_load_address());
     }
-    for (Gpa address : candidates)
-        if (memory.contains(address, needed)) return address;
+    for (std::optional<Gpa> address : candidates)
+        if (address && *address >= layout::kHighMemStart && memory.contains(*address, needed)) return address;
     return std::nullopt;
 }
 
@@ -78,7 +83,7 @@ LoadedKernel load_bzimage64(const GuestMemory& memory, const BzImage& bz, Payloa
     std::optional<Gpa> address = choose_load_address(memory, bz, needed);
     if (!address)
         throw UsageError(fmt::format("the kernel needs {} MiB of guest RAM from {:#x} (init_size), which this "
-                                     "guest does not have",
+                                     "guest does not have above 1 MiB",
                                      (needed + (1 << 20) - 1) >> 20, bz.preferred_load_address()));
     memory.write(*address, bz.protected_mode);  // inside RAM: checked above
 
@@ -93,17 +98,8 @@ LoadedKernel load_bzimage64(const GuestMemory& memory, const BzImage& bz, Payloa
     return kernel;
 }
 
-LoadedKernel load_bzimage(const GuestMemory& memory, std::span<const uint8_t> image,
-                          const KernelLoadOptions& options) {
-    BzImage bz = parse_bzimage(image);
-    PayloadFormat format = identify_payload(bz.payload);
-    if (!options.decompress_bzimage || !can_decompress(format)) {
-        if (options.decompress_bzimage)
-            spdlog::info("kernel payload is {}, which tapvm does not decompress: the kernel will decompress itself",
-                         to_string(format));
-        return load_bzimage64(memory, bz, format);
-    }
-
+// Path (b): decompress the payload here and enter the vmlinux ELF directly.
+LoadedKernel load_decompressed_bzimage(const GuestMemory& memory, const BzImage& bz, PayloadFormat format) {
     auto start = std::chrono::steady_clock::now();
     HugePageBuffer vmlinux = std::move(*decompress_kernel_payload(bz.payload));
     double decompress_ms = milliseconds_since(start);
@@ -120,6 +116,17 @@ LoadedKernel load_bzimage(const GuestMemory& memory, std::span<const uint8_t> im
     kernel.payload_format = format;
     kernel.init_size = bz.init_size();
     return kernel;
+}
+
+LoadedKernel load_bzimage(const GuestMemory& memory, std::span<const uint8_t> image,
+                          const KernelLoadOptions& options) {
+    BzImage bz = parse_bzimage(image);
+    PayloadFormat format = identify_payload(bz.payload);
+    if (options.decompress_bzimage && can_decompress(format)) return load_decompressed_bzimage(memory, bz, format);
+    if (options.decompress_bzimage)
+        spdlog::info("kernel payload is {}, which tapvm does not decompress: the kernel will decompress itself",
+                     to_string(format));
+    return load_bzimage64(memory, bz, format);
 }
 
 }  // namespace

@@ -147,6 +147,11 @@ TEST_F(CpuSetup, EncodesByteGranularLimitsAndHighBaseBits) {
     EXPECT_EQ(back.dpl, 3);
 }
 
+TEST_F(CpuSetup, EntryOutsideTheIdentityMapIsRefused) {
+    EXPECT_THROW(setup_long_mode(memory_, 4 * GiB), UsageError);
+    EXPECT_NO_THROW(setup_long_mode(memory_, 4 * GiB - 16));
+}
+
 TEST(CpuSetupMemory, FailsWhenLowMemoryIsMissing) {
     GuestMemory high_only({{4 * GiB, 2 * MiB}});
     EXPECT_THROW(setup_long_mode(high_only, 0x1000000), Error);

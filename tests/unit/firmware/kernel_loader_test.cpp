@@ -160,6 +160,22 @@ TEST_F(KernelLoader, FixedKernelThatDoesNotFitIsAnError) {
     EXPECT_THAT(load_error(testing::build_bzimage(spec)), HasSubstr("does not have"));
 }
 
+TEST_F(KernelLoader, PreferredAddressBelowOneMiBIsRefused) {
+    BzImageSpec spec;
+    spec.payload = lzo_payload();
+    spec.relocatable = 0;
+    spec.pref_address = 0x7000;  // over the zero page
+    EXPECT_THAT(load_error(testing::build_bzimage(spec)), HasSubstr("does not have above 1 MiB"));
+}
+
+TEST_F(KernelLoader, HugePreferredAddressDoesNotWrapWhenAligned) {
+    BzImageSpec spec;
+    spec.payload = lzo_payload();
+    spec.pref_address = ~0ull - 0x100;  // rounding up to 2 MiB would wrap to 0
+    LoadedKernel k = load_kernel(memory_, testing::build_bzimage(spec));
+    EXPECT_EQ(k.load_address, 2 * MiB);  // the fallback, not a wrapped address
+}
+
 TEST_F(KernelLoader, UnsupportedPayloadWithout64BitEntryIsAnError) {
     BzImageSpec spec;
     spec.payload = lzo_payload();
