@@ -49,7 +49,7 @@ struct RxStats {
     Counter buffers_used;        // chains completed (> packets with MRG_RXBUF)
     Counter kicks;               // guest notifications handled
     Counter interrupts;          // used-ring interrupts sent
-    Counter out_of_buffers;      // times the guest had no buffer for a waiting frame
+    Counter out_of_buffers;      // times RX ran out of guest buffers and stopped polling the tap
     Counter dropped_oversize;    // frame larger than the buffers could hold
     Counter dropped_bad_chain;   // chain with device-readable parts, or smaller than the header
     Counter dropped_tap_error;   // readv failed with something other than EAGAIN
