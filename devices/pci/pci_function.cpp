@@ -477,6 +477,12 @@ uint64_t PciFunction::bar_size(unsigned bar) const {
     return b ? b->size : 0;
 }
 
+std::shared_ptr<BarDispatcher> PciFunction::bar_device(unsigned bar) const {
+    std::lock_guard lock(mutex_);
+    const Bar* b = bar_slot(bar);
+    return b ? b->dispatcher : nullptr;
+}
+
 uint16_t PciFunction::command() const {
     std::lock_guard lock(mutex_);
     return config_word(kCommand);

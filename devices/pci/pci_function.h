@@ -187,6 +187,11 @@ public:
     std::optional<uint64_t> bar_register_address(unsigned bar) const;
     std::optional<BarKind> bar_kind(unsigned bar) const;
     uint64_t bar_size(unsigned bar) const;  // 0 if there is no such BAR
+    // The BusDevice standing for the whole BAR (its regions, BAR-relative
+    // offsets), mapped or not; null if there is no such BAR.  For accesses to
+    // BAR contents that do not come through the bus, such as virtio's
+    // VIRTIO_PCI_CAP_PCI_CFG window (virtio 1.2 §4.1.4.9).
+    std::shared_ptr<BarDispatcher> bar_device(unsigned bar) const;
     uint16_t command() const;
     uint8_t interrupt_pin() const;
     uint8_t interrupt_line() const;

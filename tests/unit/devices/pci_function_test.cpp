@@ -422,6 +422,17 @@ TEST_F(PciBarMappingTest, DestructionRemovesTheBarsFromTheBus) {
     EXPECT_FALSE(claimed);
 }
 
+TEST_F(PciBarMappingTest, BarDeviceReachesRegionsWhileUnmapped) {
+    auto bar0 = fn->bar_device(0);
+    ASSERT_NE(bar0, nullptr);
+    EXPECT_EQ(bar0->size(), 0x2000u);
+    std::array<uint8_t, 2> b{};
+    bar0->read(0x1010, b);
+    EXPECT_EQ(region0->reads, std::vector<uint64_t>{0x10});
+    EXPECT_EQ(fn->bar_device(3), nullptr) << "high half of a 64-bit BAR";
+    EXPECT_EQ(fn->bar_device(5), nullptr);
+}
+
 TEST_F(PciBarMappingTest, SetBarAddressRejectsMisalignedOrOutOfRange) {
     EXPECT_THROW(fn->set_bar_address(0, 0xc0001000), Error);
     EXPECT_THROW(fn->set_bar_address(1, 0x10000), Error);
