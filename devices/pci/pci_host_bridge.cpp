@@ -28,6 +28,9 @@ PciHostBridge::PciHostBridge(PciBuses buses, IntxLineProvider intx_lines)
 
 unsigned PciHostBridge::add_device(std::shared_ptr<PciFunction> function) {
     if (!function) throw Error("PCI: add_device without a function");
+    if (std::find(slots_->functions.begin(), slots_->functions.end(), function) !=
+        slots_->functions.end())
+        throw Error("PCI: " + function->name() + " is already on the bus");
     if (next_slot_ >= kSlotsPerBus)
         throw Error("PCI: bus 0 is full, cannot add " + function->name());
     unsigned slot = next_slot_;

@@ -251,6 +251,15 @@ TEST_F(PciHostBridgeTest, DestroyingTheBridgeUnmapsItsDevicesAndSilencesConfigAc
     EXPECT_EQ(ecam_read(0, kVendorId), 0xffffffffu);
 }
 
+TEST_F(PciHostBridgeTest, AddingTheSameFunctionTwiceThrows) {
+    auto fn = make_device(0x1041);
+    bridge->add_device(fn);
+    uint64_t bar1 = *fn->bar_register_address(1);
+    EXPECT_THROW(bridge->add_device(fn), Error);
+    EXPECT_EQ(*fn->bar_register_address(1), bar1) << "BARs untouched";
+    EXPECT_EQ(bridge->add_device(make_device(0x1042)), 2u) << "slot 2 still next";
+}
+
 TEST_F(PciHostBridgeTest, BusFullAndWindowExhaustionThrow) {
     for (unsigned slot = 1; slot < kSlotsPerBus; ++slot) {
         PciIdentity id;
