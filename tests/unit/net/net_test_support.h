@@ -37,7 +37,10 @@ using Bytes = std::vector<uint8_t>;
 // boundaries are kept, like a tap's frames.
 class SocketpairTap : public Tap {
 public:
-    explicit SocketpairTap(bool vnet_hdr = true, unsigned offloads = 0x1f) : vnet_hdr_(vnet_hdr) {
+    // `device_sndbuf` bounds what the device end can have in flight: small
+    // values make writes fail with EAGAIN like a tap with a full queue.
+    explicit SocketpairTap(bool vnet_hdr = true, unsigned offloads = 0x1f, int device_sndbuf = 1 << 20)
+        : vnet_hdr_(vnet_hdr) {
         int fds[2];
         if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
             throw std::runtime_error("socketpair failed");
@@ -48,6 +51,7 @@ public:
             ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
             ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
         }
+        ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &device_sndbuf, sizeof device_sndbuf);
         offloads_ = vnet_hdr ? offloads : 0;
     }
 
