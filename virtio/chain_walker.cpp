@@ -1,5 +1,6 @@
 #include "virtio/chain_walker.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -23,9 +24,13 @@ Descriptor ChainWalker::read_descriptor(const Table& table, uint32_t index) {
 
 std::optional<ChainError> ChainWalker::walk(uint16_t head, DescriptorChain& chain) const {
     chain.clear();
-    // One reservation for the common case; a chain never needs more than the
-    // queue size of direct segments, so steady-state pops never allocate.
-    if (chain.segments_.capacity() < queue_size_) chain.segments_.reserve(queue_size_);
+    // One reservation up front for typical chains (a network packet has at
+    // most ~20 buffers).  A longer chain grows the storage once and the
+    // DescriptorChain keeps that capacity, so steady-state pops allocate
+    // nothing.  Not reserving the queue size: 32768 segments are 1 MiB per
+    // chain object.
+    const size_t typical = std::min<size_t>(queue_size_, kReservedSegments);
+    if (chain.segments_.capacity() < typical) chain.segments_.reserve(typical);
 
     Table table{table_, queue_size_, false};
     uint32_t index = head;

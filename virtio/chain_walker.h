@@ -38,6 +38,8 @@ public:
     // builds indirect tables of up to `total_sg` entries even when that
     // exceeds a small queue, so the cap is the largest legal queue size.
     static constexpr uint32_t kMaxIndirectEntries = 32768;
+    // Segment storage reserved in a DescriptorChain on its first pop.
+    static constexpr size_t kReservedSegments = 64;
 
     // `table` is the validated host view of the descriptor table
     // (16 * queue_size bytes); it must outlive the walker.

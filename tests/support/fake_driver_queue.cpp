@@ -1,5 +1,6 @@
 #include "support/fake_driver_queue.h"
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -77,7 +78,12 @@ void FakeDriverQueue::push_avail(uint16_t head) {
     ++avail_idx_;
 }
 
-void FakeDriverQueue::publish_avail() { write_u16(avail_ + 2, avail_idx_); }
+void FakeDriverQueue::publish_avail() {
+    // The driver's write barrier (Linux virtio_wmb) before avail.idx: a
+    // device on another thread must see the ring entries first.
+    std::atomic_thread_fence(std::memory_order_release);
+    write_u16(avail_ + 2, avail_idx_);
+}
 
 void FakeDriverQueue::set_avail_idx(uint16_t idx) {
     avail_idx_ = idx;
@@ -101,6 +107,8 @@ UsedEntry FakeDriverQueue::used_entry(uint16_t slot) const {
 
 std::optional<UsedEntry> FakeDriverQueue::next_used() {
     if (last_used_seen_ == used_idx()) return std::nullopt;
+    // The driver's read barrier (virtio_rmb) between used.idx and the entry.
+    std::atomic_thread_fence(std::memory_order_acquire);
     return used_entry(last_used_seen_++);
 }
 

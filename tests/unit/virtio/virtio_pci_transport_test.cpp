@@ -509,6 +509,15 @@ TEST_F(TransportTest, IoeventfdsAreRegisteredAndFollowTheBar) {
     EXPECT_EQ(spec_at(AddressSpace::Mmio, moved + caps_[r::kCapNotifyCfg].offset + 4, std::nullopt), 1);
     EXPECT_EQ(io_events_.active.size(), 4u);
 
+    // The legacy I/O BAR too.
+    const uint64_t io_moved = kLegacyBarAddr + 0x100;
+    cfg_write(pci::kBar0 + 4 * r::kLegacyBar, 4, uint32_t(io_moved));
+    ASSERT_EQ(fn_->bar_address(r::kLegacyBar), io_moved);
+    EXPECT_EQ(spec_at(AddressSpace::Pio, kLegacyBarAddr + r::kLegacyQueueNotify, 0), 0);
+    EXPECT_EQ(spec_at(AddressSpace::Pio, io_moved + r::kLegacyQueueNotify, 0), 1);
+    EXPECT_EQ(spec_at(AddressSpace::Pio, io_moved + r::kLegacyQueueNotify, 1), 1);
+    EXPECT_EQ(io_events_.active.size(), 4u);
+
     // Decoding off: nothing left registered.
     fn_->set_command(0);
     EXPECT_TRUE(io_events_.active.empty());
