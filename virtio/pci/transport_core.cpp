@@ -33,7 +33,17 @@ TransportCore::~TransportCore() {
 
 uint8_t TransportCore::status() const {
     std::lock_guard lock(mutex_);
-    return status_;
+    return visible_status();
+}
+
+uint8_t TransportCore::visible_status() const {
+    return status_ | (needs_reset_.load() ? kStatusDeviceNeedsReset : 0);
+}
+
+void TransportCore::device_needs_reset(const char* why) {
+    if (needs_reset_.exchange(true)) return;  // the driver has been told already
+    spdlog::warn("virtio-pci: {}; setting DEVICE_NEEDS_RESET", why);
+    interrupt_.signal_config();
 }
 
 bool TransportCore::active() const {
@@ -57,7 +67,7 @@ uint32_t TransportCore::read_common(CommonField field) {
                                               : 0;
         case CommonField::kConfigMsixVector: return interrupt_.config_vector();
         case CommonField::kNumQueues: return num_queues_;
-        case CommonField::kDeviceStatus: return status_;
+        case CommonField::kDeviceStatus: return visible_status();
         case CommonField::kConfigGeneration: return interrupt_.config_generation();
         case CommonField::kQueueSelect: return queue_select_;
         // §4.1.4.3.1: queue_size 0 says "this queue does not exist".
@@ -174,7 +184,7 @@ uint32_t TransportCore::read_legacy(LegacyField field) {
         case LegacyField::kQueueNum: return queue ? max_queue_size_ : 0;
         case LegacyField::kQueueSelect: return queue_select_;
         case LegacyField::kQueueNotify: return 0;
-        case LegacyField::kStatus: return status_;
+        case LegacyField::kStatus: return visible_status();
         case LegacyField::kConfigVector: return interrupt_.config_vector();
         case LegacyField::kQueueVector: return interrupt_.queue_vector(queue_select_);
         case LegacyField::kIsr: break;
@@ -246,8 +256,8 @@ void TransportCore::set_status(uint8_t value, Interface interface) {
     }
     const uint8_t old = status_;
     // DEVICE_NEEDS_RESET is the device's to set (§2.1.2); drivers write back
-    // what they read plus one bit (Linux's virtio_add_status), so keep ours.
-    uint8_t next = static_cast<uint8_t>((value & ~kStatusDeviceNeedsReset) | (old & kStatusDeviceNeedsReset));
+    // what they read plus one bit (Linux's virtio_add_status), so ignore it.
+    uint8_t next = static_cast<uint8_t>(value & ~kStatusDeviceNeedsReset);
     // §2.1.1: the driver MUST NOT clear a status bit; only a reset does.
     if (old & ~next) {
         spdlog::warn("virtio-pci: driver cleared status bits {:#x} without a reset; kept", old & ~next);
@@ -319,9 +329,7 @@ void TransportCore::activate(Interface interface) {
 void TransportCore::fail(const std::string& why) {
     // §2.1.2: DEVICE_NEEDS_RESET plus a configuration change notification
     // is how a device tells the driver it cannot go on.
-    spdlog::warn("virtio-pci: {}; setting DEVICE_NEEDS_RESET", why);
-    status_ |= kStatusDeviceNeedsReset;
-    interrupt_.signal_config();
+    device_needs_reset(why.c_str());
 }
 
 void TransportCore::reset() {
@@ -331,6 +339,7 @@ void TransportCore::reset() {
     rings_.clear();
     active_ = false;
     status_ = 0;
+    needs_reset_ = false;  // the device thread is gone: nobody sets it again
     device_feature_select_ = driver_feature_select_ = 0;
     driver_features_ = negotiated_ = 0;
     features_accepted_ = false;

@@ -11,6 +11,7 @@
 // which the device's I/O thread uses, never take this mutex.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,11 @@ public:
     Doorbells& doorbells() { return doorbells_; }
     uint8_t status() const;
     bool active() const;
+    // The device cannot go on (e.g. a ring error): DEVICE_NEEDS_RESET plus a
+    // configuration change interrupt, once until the next reset.  Safe from
+    // the device's I/O thread: it never takes mutex_ (reset() holds mutex_
+    // while it waits for that thread to stop).
+    void device_needs_reset(const char* why);
     uint16_t num_queues() const { return num_queues_; }
 
 private:
@@ -78,6 +84,7 @@ private:
     };
 
     // All expect mutex_ held.
+    uint8_t visible_status() const;
     void set_status(uint8_t value, Interface interface);
     bool negotiate(Interface interface);
     void activate(Interface interface);
@@ -100,7 +107,8 @@ private:
     Doorbells doorbells_;
 
     mutable std::mutex mutex_;
-    uint8_t status_ = 0;
+    uint8_t status_ = 0;  // the driver's bits; DEVICE_NEEDS_RESET lives in needs_reset_
+    std::atomic<bool> needs_reset_{false};
     uint32_t device_feature_select_ = 0;
     uint32_t driver_feature_select_ = 0;
     uint64_t driver_features_ = 0;  // as written by the driver

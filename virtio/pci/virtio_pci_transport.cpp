@@ -192,5 +192,6 @@ VirtioPciTransport::~VirtioPciTransport() = default;
 uint8_t VirtioPciTransport::device_status() const { return core_->status(); }
 bool VirtioPciTransport::active() const { return core_->active(); }
 VirtioInterrupt& VirtioPciTransport::interrupt() { return core_->interrupt(); }
+void VirtioPciTransport::device_needs_reset() { core_->device_needs_reset("the device reported an unrecoverable error"); }
 
 }  // namespace tapvm::virtio

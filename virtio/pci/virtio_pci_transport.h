@@ -70,6 +70,11 @@ public:
     bool active() const;
     // The transport's interrupt, as handed to the device at activation.
     VirtioInterrupt& interrupt();
+    // For the device, from any thread (its I/O thread included): it cannot
+    // go on, e.g. a virtqueue is broken().  Sets DEVICE_NEEDS_RESET and
+    // sends a configuration change interrupt (virtio 1.2 §2.1.2), once until
+    // the driver resets the device.  Never blocks on a register access.
+    void device_needs_reset();
 
 private:
     std::shared_ptr<pci::PciFunction> function_;

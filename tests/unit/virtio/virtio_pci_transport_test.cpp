@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <thread>
 
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_function.h"
@@ -426,6 +427,27 @@ TEST_F(TransportTest, MisalignedRingSetsDeviceNeedsReset) {
     add_status(kStatusDriverOk);
     EXPECT_EQ(device_->activations, 0);
     EXPECT_TRUE(status() & kStatusDeviceNeedsReset);
+}
+
+TEST_F(TransportTest, DeviceReportedBreakageSetsNeedsResetOnce) {
+    build();
+    enable_msix();
+    bring_up(0, 1);
+    write_common(r::kConfigMsixVector, 2, 2);
+    // As the device's I/O thread does when a queue is broken().
+    std::thread io([&] { transport_->device_needs_reset(); });
+    io.join();
+    EXPECT_TRUE(status() & kStatusDeviceNeedsReset);
+    EXPECT_EQ(msi_.vectors[2]->triggers, 1) << "config change interrupt";
+    transport_->device_needs_reset();
+    EXPECT_EQ(msi_.vectors[2]->triggers, 1) << "told once";
+    // A driver that writes back what it read does not clear it, nor set it.
+    add_status(kStatusFailed);
+    EXPECT_TRUE(status() & kStatusDeviceNeedsReset);
+    write_common(r::kDeviceStatus, 1, 0);
+    EXPECT_EQ(status(), 0);
+    write_common(r::kDeviceStatus, 1, kStatusAcknowledge | kStatusDeviceNeedsReset);
+    EXPECT_EQ(status(), kStatusAcknowledge);
 }
 
 TEST_F(TransportTest, ResetForgetsEverythingAndResetsTheDevice) {
