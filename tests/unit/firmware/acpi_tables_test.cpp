@@ -243,7 +243,8 @@ TEST(AcpiTables, DsdtNamesTheDevicesAndSoftOff) {
     EXPECT_TRUE(contains(dsdt, {0x0c, 0x41, 0xd0, 0x0a, 0x08})) << "EISAID PNP0A08";
     EXPECT_TRUE(contains(dsdt, {0x0c, 0x41, 0xd0, 0x0a, 0x03})) << "EISAID PNP0A03";
     EXPECT_TRUE(contains(dsdt, {0x0c, 0x41, 0xd0, 0x05, 0x01})) << "EISAID PNP0501";
-    // Name (\_S5_, Package (4) {5, Zero, Zero, Zero})
+    // Name (\_S5_, Package (4) {5, Zero, Zero, Zero}); 0 and 1 would be ZeroOp/OneOp.
+    static_assert(layout::kAcpiS5SleepType > 1, "the expected bytes below use a BytePrefix");
     EXPECT_TRUE(contains(dsdt, {0x08, 0x5c, '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0a, layout::kAcpiS5SleepType,
                                 0x00, 0x00, 0x00}));
     // Device (\_SB.COM1)'s _CRS: IO (Decode16, 0x3F8, 0x3F8, 1, 8), IRQNoFlags {4}
