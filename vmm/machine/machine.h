@@ -1,0 +1,44 @@
+// A tapvm machine, assembled explicitly and top-down in machine.cpp: guest
+// RAM and images first (so every usage error comes before any KVM state
+// exists), then the VM, the platform devices, PCI and its cards, the vCPUs
+// and the console.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "vmm/machine/machine_config.h"
+
+namespace tapvm {
+
+// Why a machine stopped.
+struct MachineExit {
+    enum class Kind { kPowerOff, kReboot, kCrash, kFailure, kQuit };
+    Kind kind = Kind::kPowerOff;
+    std::string reason;
+};
+
+class Machine {
+public:
+    // Assembles everything; throws UsageError (exit 2) or Error (exit 1).
+    explicit Machine(const MachineConfig& config);
+    ~Machine();
+    Machine(const Machine&) = delete;
+    Machine& operator=(const Machine&) = delete;
+
+    // Runs the guest until it powers off, reboots, crashes, or the user quits.
+    MachineExit run();
+
+private:
+    struct Parts;
+    std::unique_ptr<Parts> parts_;
+};
+
+// Builds and runs machines (again after a reboot with --on-reboot restart);
+// returns the process exit status.
+int run_machine(const MachineConfig& config);
+
+// Exit status for a stop: 0 for power-off, reboot and user quit, 1 otherwise.
+int exit_status(const MachineExit& exit);
+
+}  // namespace tapvm
