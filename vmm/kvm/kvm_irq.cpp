@@ -28,7 +28,8 @@ kvm_irq_routing_entry irqchip_route(uint32_t gsi, uint32_t chip, uint32_t pin) {
 std::vector<kvm_irq_routing_entry> default_irqchip_routes() {
     std::vector<kvm_irq_routing_entry> routes;
     for (uint32_t gsi = 0; gsi < layout::kIoapicPins; ++gsi) {
-        routes.push_back(irqchip_route(gsi, KVM_IRQCHIP_IOAPIC, gsi));
+        if (gsi == kCascadeGsi) continue;
+        routes.push_back(irqchip_route(gsi, KVM_IRQCHIP_IOAPIC, gsi == kPitGsi ? kPitIoapicPin : gsi));
         if (gsi < kPicPins)
             routes.push_back(irqchip_route(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
     }
@@ -106,6 +107,7 @@ std::unique_ptr<IrqLine> GsiRouter::irq_line(uint32_t gsi) {
     if (gsi >= layout::kIoapicPins)
         throw UsageError("interrupt line GSI " + std::to_string(gsi) + " is not an IOAPIC pin (0-" +
                          std::to_string(layout::kIoapicPins - 1) + ")");
+    if (gsi == kCascadeGsi) throw UsageError("interrupt line GSI 2 is the PIC cascade, not a device line");
     return std::make_unique<KvmIrqLine>(chip_, gsi);
 }
 

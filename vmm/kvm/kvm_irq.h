@@ -2,7 +2,8 @@
 // a local APIC per vCPU).
 //
 // * IrqLine (legacy devices, PCI INTx): KVM_IRQ_LINE on a GSI < 24.  The
-//   default routes send GSI n to IOAPIC pin n and, for n < 16, to PIC pin n.
+//   default routes send GSI n to IOAPIC pin n and, for n < 16, to PIC pin n
+//   (ISA IRQ 0 excepted, see default_irqchip_routes()).
 // * MsiVector (virtio-pci MSI-X): a GsiRouter owns the whole routing table,
 //   allocates GSIs from 24 upward, one MSI route each, and binds an irqfd to
 //   every vector so trigger() is one eventfd write that never involves a
@@ -38,11 +39,20 @@ public:
 // The first GSI past the IOAPIC's pins; MSI routes start here.
 inline constexpr uint32_t kFirstMsiGsi = 24;
 
-// The routes KVM installs with KVM_CREATE_IRQCHIP (irq_comm.c
-// default_routing): GSI n -> IOAPIC pin n for n < 24, and also
-// -> PIC master/slave pin n % 8 for n < 16.  GSI 0 (the PIT) goes to IOAPIC
-// pin 0: the MADT must not override IRQ0 to GSI 2.
+// The GSI 0-23 routes: KVM's own default table (irq_comm.c default_routing:
+// GSI n -> IOAPIC pin n, and -> PIC master/slave pin n % 8 for n < 16)
+// except for ISA IRQ 0.  KVM's PIT raises GSI 0 (i8254.c pit_do_work), and
+// on a PC the timer reaches the IOAPIC on pin 2 — the MADT says so with an
+// interrupt source override (firmware/acpi/madt.cpp) — so GSI 0 goes to
+// IOAPIC pin 2 and PIC pin 0, and GSI 2 (the PIC cascade) has no route, as
+// QEMU sets it up (hw/i386/kvm/ioapic.c kvm_pc_setup_irq_routing).
 std::vector<kvm_irq_routing_entry> default_irqchip_routes();
+
+// ISA IRQ 0, the PIT's GSI, arrives at this IOAPIC pin (the MADT override).
+inline constexpr uint32_t kPitGsi = 0;
+inline constexpr uint32_t kPitIoapicPin = 2;
+// The PIC cascade: no device may use it.
+inline constexpr uint32_t kCascadeGsi = 2;
 
 // An MSI message is deliverable only if it targets the local APIC window
 // 0xFEEx_xxxx (Intel SDM vol. 3 §11.11.1).  The address and data are
@@ -75,7 +85,8 @@ public:
     GsiRouter(IrqChipControl& chip, uint32_t gsi_count);
     ~GsiRouter() override;
 
-    // A line to IOAPIC pin `gsi` (< 24).  Throws UsageError otherwise.
+    // A line driving `gsi` (< 24, not the cascade GSI 2).  Throws UsageError
+    // otherwise.
     std::unique_ptr<IrqLine> irq_line(uint32_t gsi);
 
     // A vector with its own GSI and irqfd; no route until set_message()

@@ -27,8 +27,8 @@ KvmVm::KvmVm(const KvmSystem& system)
 }
 
 void KvmVm::create_irqchip_and_pit() {
-    // The irqchip also installs KVM's default GSI routes; GsiRouter rewrites
-    // the same ones (kvm_irq.h).
+    // The irqchip also installs KVM's default GSI routes; GsiRouter replaces
+    // them with the machine's (the PIT on IOAPIC pin 2, kvm_irq.h).
     checked_ioctl(fd(), KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
     // The i8254 interrupts through GSI 0; with the dummy speaker KVM also
     // answers port 0x61, which Linux reads to calibrate against the PIT.

@@ -5,6 +5,7 @@
 #include <linux/kvm.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -54,25 +55,25 @@ public:
     int pushes = 0;
 };
 
-TEST(DefaultRoutes, MatchKvmsDefaultTable) {
+// KVM's default table, except that ISA IRQ 0 (GSI 0, the PIT) goes to
+// IOAPIC pin 2 as the MADT's override says, and the cascade GSI 2 has none.
+TEST(DefaultRoutes, MatchKvmsDefaultTableWithThePcTimerOverride) {
     auto routes = default_irqchip_routes();
-    // 16 GSIs with an IOAPIC and a PIC route, 8 more with an IOAPIC route.
-    ASSERT_EQ(routes.size(), 16u * 2 + 8);
-    std::set<std::pair<uint32_t, uint32_t>> ioapic, pic;
+    std::map<uint32_t, std::set<std::pair<uint32_t, uint32_t>>> by_gsi;  // gsi -> {(chip, pin)}
     for (const auto& r : routes) {
         ASSERT_EQ(r.type, uint32_t{KVM_IRQ_ROUTING_IRQCHIP});
-        if (r.u.irqchip.irqchip == KVM_IRQCHIP_IOAPIC) {
-            EXPECT_EQ(r.u.irqchip.pin, r.gsi);
-            ioapic.emplace(r.gsi, r.u.irqchip.pin);
-        } else {
-            ASSERT_LT(r.gsi, 16u);
-            EXPECT_EQ(r.u.irqchip.irqchip, r.gsi < 8 ? uint32_t{KVM_IRQCHIP_PIC_MASTER} : uint32_t{KVM_IRQCHIP_PIC_SLAVE});
-            EXPECT_EQ(r.u.irqchip.pin, r.gsi % 8);
-            pic.emplace(r.gsi, r.u.irqchip.pin);
-        }
+        EXPECT_TRUE(by_gsi[r.gsi].emplace(r.u.irqchip.irqchip, r.u.irqchip.pin).second) << "duplicate route";
     }
-    EXPECT_EQ(ioapic.size(), 24u);
-    EXPECT_EQ(pic.size(), 16u);
+    EXPECT_FALSE(by_gsi.count(2)) << "GSI 2 is the PIC cascade";
+    EXPECT_EQ(by_gsi[0], (std::set<std::pair<uint32_t, uint32_t>>{{KVM_IRQCHIP_IOAPIC, 2}, {KVM_IRQCHIP_PIC_MASTER, 0}}));
+    for (uint32_t gsi = 1; gsi < 24; ++gsi) {
+        if (gsi == 2) continue;
+        std::set<std::pair<uint32_t, uint32_t>> want{{KVM_IRQCHIP_IOAPIC, gsi}};
+        if (gsi < 8) want.emplace(KVM_IRQCHIP_PIC_MASTER, gsi);
+        if (gsi >= 8 && gsi < 16) want.emplace(KVM_IRQCHIP_PIC_SLAVE, gsi - 8);
+        EXPECT_EQ(by_gsi[gsi], want) << "GSI " << gsi;
+    }
+    EXPECT_EQ(routes.size(), 15u * 2 + 8);
 }
 
 TEST(MsiRoute, OnlyLapicWindowAddressesAreRouted) {
@@ -114,6 +115,7 @@ TEST(GsiRouter, IrqLineDrivesItsGsi) {
     EXPECT_EQ(chip.lines[0], std::make_pair(4u, true));
     EXPECT_EQ(chip.lines[1], std::make_pair(4u, false));
     EXPECT_THROW(router.irq_line(24), UsageError);
+    EXPECT_THROW(router.irq_line(2), UsageError) << "the cascade";
 }
 
 TEST(GsiRouter, IrqLineFailureIsLoggedNotThrown) {
