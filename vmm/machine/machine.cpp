@@ -91,6 +91,7 @@ struct Machine::Parts {
     boot::MemoryMap memory_map;
     std::optional<GuestMemory> memory;
     boot::LoadedKernel kernel;
+    std::vector<uint8_t> initrd;
     std::vector<net::NetOptions> net_options;
     std::vector<std::unique_ptr<net::TapDevice>> taps;
 
@@ -137,6 +138,10 @@ void Machine::Parts::load_images() {
     memory.emplace(memory_map.ram);
     auto kernel_bytes = read_file("--kernel", config.kernel_path);
     kernel = boot::load_kernel(*memory, kernel_bytes);
+    if (config.initramfs_path) {
+        initrd = read_file("--initramfs", *config.initramfs_path);
+        boot::place_initrd(memory_map, kernel, initrd.size());  // throws if it cannot fit
+    }
     spdlog::debug("kernel {}: {} path, entry {:#x}, end {:#x}", config.kernel_path,
                   boot::to_string(kernel.path), kernel.entry, kernel.end);
 }
@@ -186,10 +191,9 @@ void Machine::Parts::write_firmware() {
     acpi::AcpiConfig acpi_config;
     acpi_config.num_cpus = config.cpus;
     Gpa rsdp = acpi::write_tables(*memory, acpi_config);
-    std::vector<uint8_t> initrd;
-    if (config.initramfs_path) initrd = read_file("--initramfs", *config.initramfs_path);
     final_cmdline = effective_cmdline(config, kvm_kind);
     auto data = boot::write_boot_data(*memory, kernel, memory_map, final_cmdline, initrd, rsdp);
+    initrd = {};  // the guest has its copy
     if (data.initrd)
         spdlog::debug("initramfs: {} bytes at {:#x}", data.initrd->size, data.initrd->address);
 }
@@ -327,11 +331,12 @@ int exit_status(const MachineExit& exit) {
     return 1;
 }
 
-int run_machine(const MachineConfig& config) {
-    for (;;) {
+int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled) {
+    for (bool first = true;; first = false) {
         MachineExit exit;
         {
             Machine machine(config);
+            if (first && on_assembled) on_assembled();
             exit = machine.run();
         }
         if (exit.kind == MachineExit::Kind::kReboot && config.on_reboot == RebootAction::kRestart) {

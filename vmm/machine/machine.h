@@ -4,6 +4,7 @@
 // and the console.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,8 +36,9 @@ private:
 };
 
 // Builds and runs machines (again after a reboot with --on-reboot restart);
-// returns the process exit status.
-int run_machine(const MachineConfig& config);
+// returns the process exit status.  `on_assembled` runs once the first
+// machine is fully assembled, i.e. once no usage error can happen any more.
+int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled = {});
 
 // Exit status for a stop: 0 for power-off, reboot and user quit, 1 otherwise.
 int exit_status(const MachineExit& exit);

@@ -2,6 +2,7 @@
 //
 // Exit status: 0 guest powered off or rebooted; 1 guest crash or VMM
 // failure; 2 usage error (one line on stderr, before any guest starts).
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -15,11 +16,25 @@
 
 namespace {
 
-void init_logging(const std::string& level) {
-    auto logger = spdlog::stderr_color_mt("tapvm");
-    logger->set_pattern("tapvm: %^%l%$: %v");
+constexpr const char* kLogPattern = "tapvm: %^%l%$: %v";
+
+// While the machine is assembled, log lines are held back: a usage error must
+// reach the user as exactly one line.  Once assembly succeeded they are
+// replayed and logging goes straight to stderr.
+std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> init_logging(const std::string& level) {
+    auto held = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1024);
+    held->set_pattern("tapvm: %l: %v");
+    auto logger = std::make_shared<spdlog::logger>("tapvm", held);
     logger->set_level(spdlog::level::from_str(level));
     spdlog::set_default_logger(logger);
+    return held;
+}
+
+void release_held_logs(const std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt>& held) {
+    for (const auto& line : held->last_formatted()) std::fputs(line.c_str(), stderr);
+    auto stderr_sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    stderr_sink->set_pattern(kLogPattern);
+    spdlog::default_logger()->sinks() = {stderr_sink};
 }
 
 }  // namespace
@@ -37,14 +52,20 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "tapvm: %s\n", e.what());
         return 2;
     }
-    init_logging(config.log_level);
+    auto held = init_logging(config.log_level);
+    bool released = false;
+    auto release = [&] {
+        if (!released) release_held_logs(held);
+        released = true;
+    };
 
     try {
-        return tapvm::run_machine(config);
+        return tapvm::run_machine(config, release);
     } catch (const tapvm::UsageError& e) {
         std::fprintf(stderr, "tapvm: %s\n", e.what());
         return 2;
     } catch (const std::exception& e) {
+        release();  // a failure is easier to understand with what led to it
         std::fprintf(stderr, "tapvm: %s\n", e.what());
         return 1;
     }
