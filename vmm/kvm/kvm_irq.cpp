@@ -107,7 +107,7 @@ std::unique_ptr<IrqLine> GsiRouter::irq_line(uint32_t gsi) {
     if (gsi >= layout::kIoapicPins)
         throw UsageError("interrupt line GSI " + std::to_string(gsi) + " is not an IOAPIC pin (0-" +
                          std::to_string(layout::kIoapicPins - 1) + ")");
-    if (gsi == kCascadeGsi) throw UsageError("interrupt line GSI 2 is the PIC cascade, not a device line");
+    // GSI 2 (the cascade) is accepted but has no route: its line is inert.
     return std::make_unique<KvmIrqLine>(chip_, gsi);
 }
 

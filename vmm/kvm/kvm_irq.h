@@ -51,7 +51,7 @@ std::vector<kvm_irq_routing_entry> default_irqchip_routes();
 // ISA IRQ 0, the PIT's GSI, arrives at this IOAPIC pin (the MADT override).
 inline constexpr uint32_t kPitGsi = 0;
 inline constexpr uint32_t kPitIoapicPin = 2;
-// The PIC cascade: no device may use it.
+// The PIC cascade: routed nowhere.
 inline constexpr uint32_t kCascadeGsi = 2;
 
 // An MSI message is deliverable only if it targets the local APIC window
@@ -85,8 +85,8 @@ public:
     GsiRouter(IrqChipControl& chip, uint32_t gsi_count);
     ~GsiRouter() override;
 
-    // A line driving `gsi` (< 24, not the cascade GSI 2).  Throws UsageError
-    // otherwise.
+    // A line driving `gsi` (< 24; GSI 2, the cascade, has no route, so its
+    // line does nothing).  Throws UsageError for any other GSI.
     std::unique_ptr<IrqLine> irq_line(uint32_t gsi);
 
     // A vector with its own GSI and irqfd; no route until set_message()

@@ -129,7 +129,7 @@ void VcpuThreads::finish(TerminalEvent event) {
     bool first = false;
     {
         std::lock_guard lock(terminal_mutex_);
-        if (!terminal_) {
+        if (!terminal_ && !is_continue(event.action)) {
             terminal_ = event;
             first = true;
         }
@@ -137,7 +137,8 @@ void VcpuThreads::finish(TerminalEvent event) {
     stop_requested_.store(true);
     kick_all();
     if (!first) {
-        spdlog::debug("ignoring {} after the machine already ended", describe(event.action));
+        if (!is_continue(event.action))
+            spdlog::debug("ignoring {} after the machine already ended", describe(event.action));
         return;
     }
     if (on_terminal_) on_terminal_(event);

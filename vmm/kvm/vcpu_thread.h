@@ -88,6 +88,8 @@ public:
 
     void start();
     // Ends the machine for `reason` unless a terminal event came first.
+    // stop(Continue{}) only stops the threads: nothing is recorded or
+    // reported (the machine is being torn down for its own reasons).
     // Safe from any thread, including a vCPU thread (a device's power-off
     // register) and the callback.
     void stop(ExitAction reason);

@@ -257,6 +257,20 @@ TEST(VcpuThreads, DestructorStopsRunningThreadsWithoutReporting) {
     EXPECT_GE(a.interruptions.load() + b.interruptions.load(), 1);
 }
 
+TEST(VcpuThreads, StopWithContinueStopsWithoutReporting) {
+    BlockingRunner a;
+    Reports reports;
+    VcpuThreads threads({&a}, reports.callback());
+    threads.start();
+    a.entered_latch.wait();
+    threads.stop(Continue{});
+    ASSERT_TRUE(joins_within(threads, 10s));
+    EXPECT_EQ(reports.count(), 0u);
+    EXPECT_FALSE(threads.terminal_event());
+    threads.stop(GuestPowerOff{});  // a real reason afterwards is still the first one
+    EXPECT_EQ(reports.count(), 1u);
+}
+
 TEST(VcpuThreads, StartTwiceIsRefused) {
     ScriptedRunner r(0, GuestPowerOff{});
     VcpuThreads threads({&r}, nullptr);
