@@ -21,8 +21,8 @@
 #include "firmware/kernel_loader.h"
 #include "firmware/zero_page.h"
 #include "net/net_options.h"
-#include "net/tap_device.h"
 #include "net/virtio_net_device.h"
+#include "net/virtio_net_factory.h"
 #include "virtio/pci/virtio_pci_transport.h"
 #include "vmm/bus.h"
 #include "vmm/console/console_input.h"
@@ -92,8 +92,6 @@ struct Machine::Parts {
     std::optional<GuestMemory> memory;
     boot::LoadedKernel kernel;
     std::vector<uint8_t> initrd;
-    std::vector<net::NetOptions> net_options;
-    std::vector<std::unique_ptr<net::TapDevice>> taps;
 
     // --- KVM ---
     std::optional<kvm::KvmSystem> kvm;
@@ -147,13 +145,10 @@ void Machine::Parts::load_images() {
 }
 
 void Machine::Parts::open_network_cards() {
-    for (const auto& spec : config.net_specs) {
-        auto options = net::parse_net_options(spec);
-        auto tap = options.tap_fd ? net::TapDevice::adopt(*options.tap_fd, options.vnet_hdr)
-                                  : net::TapDevice::open(options.tap_name, options.vnet_hdr);
-        net_options.push_back(std::move(options));
-        taps.push_back(std::move(tap));
-    }
+    // Taps are opened (and probed) now: a tap that cannot be used is a
+    // usage error, reported before KVM exists.
+    for (const auto& spec : config.net_specs)
+        nics.push_back(net::create_virtio_net(net::parse_net_options(spec)));
 }
 
 void Machine::Parts::create_vm() {
@@ -228,8 +223,7 @@ void Machine::Parts::create_pci_devices() {
     pio.insert(layout::kPciConfigAddress, pci::PciConfigPorts::kSize, pci->config_ports());
     mmio.insert(layout::kEcamStart, layout::kEcamSize, pci->ecam());
 
-    for (size_t i = 0; i < taps.size(); ++i) {
-        auto nic = std::make_shared<net::VirtioNetDevice>(net_options[i], std::move(taps[i]));
+    for (const auto& nic : nics) {
         virtio::VirtioPciOptions transport_options;
         transport_options.legacy = nic->offers_legacy_interface();
         transport_options.name = "virtio-net " + nic->tap().name();
@@ -238,10 +232,8 @@ void Machine::Parts::create_pci_devices() {
         nic->on_needs_reset = [t = transport.get()] { t->device_needs_reset(); };
         unsigned slot = pci->add_device(transport->function());
         spdlog::info("virtio-net {} on PCI 00:{:02x}.0, tap {}", nic->mac().to_string(), slot, nic->tap().name());
-        nics.push_back(std::move(nic));
         transports.push_back(std::move(transport));
     }
-    taps.clear();
 }
 
 void Machine::Parts::create_vcpus() {
@@ -314,7 +306,6 @@ MachineExit Machine::run() {
     if (p.console_in) p.console_in->stop();
     p.serial->flush_output();
     for (const auto& nic : p.nics) spdlog::debug("virtio-net {} stats: {}", nic->mac().to_string(), nic->stats_json().dump());
-    p.nics.clear();  // devices stop their I/O threads and clear tap offloads
     return exit;
 }
 
