@@ -100,6 +100,17 @@ Bytes motherboard() {
     });
 }
 
+// pvpanic (QEMU docs/specs/pvpanic.rst): Linux's pvpanic-mmio driver binds
+// "QEMU0001" and accepts an I/O resource; on a panic it writes PANICKED to
+// the port, which is how tapvm tells a crash from a reboot.
+Bytes pvpanic() {
+    return device("PEVT", {
+        name("_HID", string("QEMU0001")),
+        name("_UID", zero()),
+        name("_CRS", resource_template({io_port(L::kPvpanicPort, 1)})),
+    });
+}
+
 // \_S5_: Package {SLP_TYPa, SLP_TYPb, reserved, reserved} (§7.4.2).  A
 // hardware-reduced OS writes only SLP_TYPa, to SLEEP_CONTROL_REG.
 Bytes soft_off_state() {
@@ -110,7 +121,7 @@ Bytes soft_off_state() {
 
 Bytes build_dsdt_aml() {
     return terms({
-        scope("\\_SB", {pci0(), com1(), motherboard()}),
+        scope("\\_SB", {pci0(), com1(), motherboard(), pvpanic()}),
         soft_off_state(),
     });
 }

@@ -250,7 +250,7 @@ TEST_F(AcpicaToolsTest, XsdtAndMcfgDisassembly) {
 TEST_F(AcpicaToolsTest, DsdtDisassemblesAndRecompilesWithoutErrors) {
     std::string dsl = disassemble(*build_tables({.num_cpus = 1}).find("DSDT"));
     for (const char* key : {"Device (PCI0)", "EisaId (\"PNP0A08\")", "EisaId (\"PNP0A03\")", "Device (COM1)",
-                            "EisaId (\"PNP0501\")", "EisaId (\"PNP0C02\")", "_S5_", "Name (_PRT, Package (0x80)"})
+                            "EisaId (\"PNP0501\")", "EisaId (\"PNP0C02\")", "\"QEMU0001\"", "_S5_", "Name (_PRT, Package (0x80)"})
         EXPECT_NE(dsl.find(key), std::string::npos) << key;
     // The compiler checks each predefined name's type and package shape.
     RunResult r = in_dir(iasl_->string() + " DSDT.dsl");
