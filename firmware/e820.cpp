@@ -14,7 +14,7 @@ namespace {
 constexpr uint64_t kPageSize = 4096;
 
 void add(MemoryMap& map, uint64_t start, uint64_t end, E820Type type) {
-    if (end > start) map.e820.push_back({start, end - start, static_cast<uint32_t>(type)});
+    if (end > start) map.e820.push_back({start, end - start, type});
 }
 
 }  // namespace

@@ -31,11 +31,20 @@ enum class E820Type : uint32_t {
     kUnusable = 5,
 };
 
+// One e820 range.  Not the packed 20-byte zero-page entry (boot_params.h):
+// naturally aligned, so it can be used like any value.
+struct E820Range {
+    uint64_t addr = 0;
+    uint64_t size = 0;
+    E820Type type = E820Type::kRam;
+    bool operator==(const E820Range&) const = default;
+};
+
 struct MemoryMap {
     uint64_t ram_size = 0;
     Gpa low_ram_end = 0;              // end of RAM below the PCI hole
     std::vector<GuestRange> ram;      // for GuestMemory, sorted
-    std::vector<E820Entry> e820;      // for the zero page, sorted, disjoint
+    std::vector<E820Range> e820;      // for the zero page, sorted, disjoint
 };
 
 // Smallest guest tapvm builds a map for: RAM must reach past 1 MiB.

@@ -85,7 +85,10 @@ BootParams make_zero_page(const ZeroPageInputs& inputs) {
     }
     params.acpi_rsdp_addr = inputs.acpi_rsdp_addr;
     params.e820_entries = static_cast<uint8_t>(inputs.e820.size());
-    std::copy(inputs.e820.begin(), inputs.e820.end(), params.e820_table);
+    for (size_t i = 0; i < inputs.e820.size(); ++i) {
+        const E820Range& range = inputs.e820[i];
+        params.e820_table[i] = {range.addr, range.size, static_cast<uint32_t>(range.type)};
+    }
     return params;
 }
 

@@ -32,7 +32,7 @@ InitrdPlacement place_initrd(const MemoryMap& map, const LoadedKernel& kernel, u
 
 struct ZeroPageInputs {
     SetupHeader header{};                  // the kernel's (LoadedKernel::header)
-    std::vector<E820Entry> e820;           // at most 128 entries
+    std::vector<E820Range> e820;           // at most 128 entries
     std::optional<InitrdPlacement> initrd;
     Gpa acpi_rsdp_addr = 0;                // 0: the kernel scans for the RSDP itself
 };

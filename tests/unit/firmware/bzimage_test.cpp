@@ -9,6 +9,12 @@
 namespace tapvm::boot {
 namespace {
 
+// Copies a (possibly packed, misaligned) field so gtest can bind a reference to it.
+template <class T>
+T val(T value) {
+    return value;
+}
+
 using testing::BzImageSpec;
 using testing::build_bzimage;
 using testing::Bytes;
@@ -45,9 +51,9 @@ TEST(BzImage, ParsesHeaderFields) {
     EXPECT_EQ(bz.protected_mode.size(), image.size() - 8 * 512);
     EXPECT_EQ(bz.preferred_load_address(), 0x2000000u);
     EXPECT_EQ(bz.init_size(), 0x1230000u);
-    EXPECT_EQ(bz.header.kernel_alignment, 0x400000u);
-    EXPECT_EQ(bz.header.cmdline_size, 2047u);
-    EXPECT_EQ(bz.header.initrd_addr_max, 0x7fffffffu);
+    EXPECT_EQ(val(bz.header.kernel_alignment), 0x400000u);
+    EXPECT_EQ(val(bz.header.cmdline_size), 2047u);
+    EXPECT_EQ(val(bz.header.initrd_addr_max), 0x7fffffffu);
     EXPECT_TRUE(bz.has_64bit_entry());
     EXPECT_TRUE(bz.relocatable());
 }
@@ -167,9 +173,9 @@ TEST(BzImage, CopiesOnlyTheHeaderTheImageDeclares) {
     Bytes image = build_bzimage(spec);
     image[0x201] = 0x250 - 0x202;
     BzImage bz = parse_bzimage(image);
-    EXPECT_EQ(bz.header.payload_length, spec.payload.size());
-    EXPECT_EQ(bz.header.pref_address, 0u);
-    EXPECT_EQ(bz.header.init_size, 0u);
+    EXPECT_EQ(val(bz.header.payload_length), spec.payload.size());
+    EXPECT_EQ(val(bz.header.pref_address), 0u);
+    EXPECT_EQ(val(bz.header.init_size), 0u);
 }
 
 }  // namespace

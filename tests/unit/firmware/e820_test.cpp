@@ -14,7 +14,7 @@ constexpr uint64_t GiB = 1ull << 30;
 uint64_t e820_total(const MemoryMap& map, E820Type type) {
     uint64_t total = 0;
     for (const auto& e : map.e820)
-        if (e.type == static_cast<uint32_t>(type)) total += e.size;
+        if (e.type == type) total += e.size;
     return total;
 }
 
@@ -22,7 +22,7 @@ uint64_t e820_total(const MemoryMap& map, E820Type type) {
 // kernel would use memory that does not exist.
 void expect_ram_backed(const MemoryMap& map) {
     for (const auto& e : map.e820) {
-        if (e.type != static_cast<uint32_t>(E820Type::kRam)) continue;
+        if (e.type != E820Type::kRam) continue;
         bool backed = false;
         for (const auto& r : map.ram) backed |= e.addr >= r.start && e.addr + e.size <= r.start + r.size;
         EXPECT_TRUE(backed) << std::hex << "e820 RAM at 0x" << e.addr << " has no guest memory";
@@ -55,8 +55,10 @@ TEST_P(E820Sizes, RamInMapEqualsRamSizeMinusLowHoles) {
     EXPECT_EQ(backed, ram);
     // e820 RAM: all of it except the EBDA and BIOS area below 1 MiB.
     EXPECT_EQ(e820_total(map, E820Type::kRam), ram - (layout::kHighMemStart - layout::kEbdaStart));
-    for (const auto& e : map.e820)
-        if (e.type == static_cast<uint32_t>(E820Type::kRam)) EXPECT_FALSE(overlaps_hole(e.addr, e.size));
+    for (const auto& e : map.e820) {
+        if (e.type != E820Type::kRam) continue;
+        EXPECT_FALSE(overlaps_hole(e.addr, e.size)) << std::hex << e.addr;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, E820Sizes, ::testing::Values(256 * MiB, 3 * GiB, 4 * GiB, 8 * GiB));
@@ -75,16 +77,16 @@ TEST(E820, LowMemoryEntriesMatchThePcLayout) {
     ASSERT_GE(map.e820.size(), 4u);
     EXPECT_EQ(map.e820[0].addr, 0u);
     EXPECT_EQ(map.e820[0].size, layout::kEbdaStart);
-    EXPECT_EQ(map.e820[0].type, static_cast<uint32_t>(E820Type::kRam));
+    EXPECT_EQ(map.e820[0].type, E820Type::kRam);
     EXPECT_EQ(map.e820[1].addr, layout::kEbdaStart);
     EXPECT_EQ(map.e820[1].addr + map.e820[1].size, layout::kBiosAreaStart);
-    EXPECT_EQ(map.e820[1].type, static_cast<uint32_t>(E820Type::kReserved));
+    EXPECT_EQ(map.e820[1].type, E820Type::kReserved);
     EXPECT_EQ(map.e820[2].addr, layout::kAcpiStart);
     EXPECT_EQ(map.e820[2].addr + map.e820[2].size, layout::kAcpiEnd);
-    EXPECT_EQ(map.e820[2].type, static_cast<uint32_t>(E820Type::kReserved));
+    EXPECT_EQ(map.e820[2].type, E820Type::kReserved);
     EXPECT_EQ(map.e820[3].addr, layout::kHighMemStart);
     EXPECT_EQ(map.e820[3].addr + map.e820[3].size, 256 * MiB);
-    EXPECT_EQ(map.e820[3].type, static_cast<uint32_t>(E820Type::kRam));
+    EXPECT_EQ(map.e820[3].type, E820Type::kRam);
 }
 
 TEST(E820, ExactlyThreeGiBFillsUpToTheHole) {
@@ -102,7 +104,7 @@ TEST(E820, RamAboveThreeGiBMovesAboveFourGiB) {
     const auto& last = map.e820.back();
     EXPECT_EQ(last.addr, layout::kPciHoleEnd);
     EXPECT_EQ(last.size, 5 * GiB);
-    EXPECT_EQ(last.type, static_cast<uint32_t>(E820Type::kRam));
+    EXPECT_EQ(last.type, E820Type::kRam);
 }
 
 TEST(E820, FourGiBPutsOneGiBAboveTheHole) {
@@ -117,7 +119,7 @@ TEST(E820, EcamWindowIsReserved) {
     bool found = false;
     for (const auto& e : map.e820)
         found |= e.addr == layout::kEcamStart && e.size == layout::kEcamSize &&
-                 e.type == static_cast<uint32_t>(E820Type::kReserved);
+                 e.type == E820Type::kReserved;
     EXPECT_TRUE(found);
 }
 

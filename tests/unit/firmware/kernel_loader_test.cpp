@@ -10,6 +10,12 @@
 namespace tapvm::boot {
 namespace {
 
+// Copies a (possibly packed, misaligned) field so gtest can bind a reference to it.
+template <class T>
+T val(T value) {
+    return value;
+}
+
 using testing::BzImageSpec;
 using testing::Bytes;
 using ::testing::HasSubstr;
@@ -58,13 +64,13 @@ TEST_F(KernelLoader, ElfVmlinuxDirectly) {
     EXPECT_EQ(k.end, 0x1403000u);
     EXPECT_EQ(guest_bytes(0x1000000, 0x4000), testing::pattern_bytes(0x4000, 21));
     // The made-up header is what the kernel needs from boot_params.hdr.
-    EXPECT_EQ(k.header.header, kHdrSMagic);
-    EXPECT_EQ(k.header.boot_flag, kBootFlagMagic);
-    EXPECT_GE(k.header.version, 0x0209);  // non-zero, and setup_data-aware
-    EXPECT_EQ(k.header.type_of_loader, kLoaderTypeUndefined);
-    EXPECT_EQ(k.header.cmdline_size, 2047u);
-    EXPECT_EQ(k.header.initrd_addr_max, 0x7fffffffu);
-    EXPECT_TRUE(k.header.loadflags & kLoadedHigh);
+    EXPECT_EQ(val(k.header.header), kHdrSMagic);
+    EXPECT_EQ(val(k.header.boot_flag), kBootFlagMagic);
+    EXPECT_GE(val(k.header.version), 0x0209);  // non-zero, and setup_data-aware
+    EXPECT_EQ(val(k.header.type_of_loader), kLoaderTypeUndefined);
+    EXPECT_EQ(val(k.header.cmdline_size), 2047u);
+    EXPECT_EQ(val(k.header.initrd_addr_max), 0x7fffffffu);
+    EXPECT_TRUE(val(k.header.loadflags) & kLoadedHigh);
 }
 
 class DecompressedBzImage : public KernelLoader, public ::testing::WithParamInterface<PayloadFormat> {};
@@ -84,9 +90,9 @@ TEST_P(DecompressedBzImage, LoadsThePayloadElf) {
     EXPECT_EQ(k.init_size, spec.init_size);
     EXPECT_EQ(guest_bytes(0x1400000, 0x1000), testing::pattern_bytes(0x1000, 22));
     // The zero page starts from the bzImage's own header.
-    EXPECT_EQ(k.header.cmdline_size, 4095u);
-    EXPECT_EQ(k.header.vid_mode, 0xfffd);
-    EXPECT_EQ(k.header.payload_length, spec.payload.size());
+    EXPECT_EQ(val(k.header.cmdline_size), 4095u);
+    EXPECT_EQ(val(k.header.vid_mode), 0xfffd);
+    EXPECT_EQ(val(k.header.payload_length), spec.payload.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, DecompressedBzImage,

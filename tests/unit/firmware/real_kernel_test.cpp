@@ -28,6 +28,12 @@
 namespace tapvm::boot {
 namespace {
 
+// Copies a (possibly packed, misaligned) field so gtest can bind a reference to it.
+template <class T>
+T val(T value) {
+    return value;
+}
+
 constexpr uint64_t MiB = 1ull << 20;
 constexpr uint64_t kGuestRam = 256 * MiB;
 
@@ -157,7 +163,7 @@ TEST_F(RealKernels, PlainBzImagePathAlsoLoads) {
         BzImage bz = parse_bzimage(image);
         EXPECT_EQ(kernel.path, KernelBootPath::kBzImage64);
         EXPECT_EQ(kernel.entry, kernel.load_address + kEntry64Offset);
-        EXPECT_EQ(kernel.load_address % bz.header.kernel_alignment, 0u);
+        EXPECT_EQ(kernel.load_address % val(bz.header.kernel_alignment), 0u);
         EXPECT_GE(kernel.end, kernel.load_address + bz.init_size());
         std::vector<uint8_t> first(64);
         ASSERT_TRUE(memory.read(kernel.load_address, first));

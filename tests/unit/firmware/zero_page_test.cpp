@@ -11,6 +11,12 @@
 namespace tapvm::boot {
 namespace {
 
+// Copies a (possibly packed, misaligned) field so gtest can bind a reference to it.
+template <class T>
+T val(T value) {
+    return value;
+}
+
 using ::testing::HasSubstr;
 using Bytes = std::vector<uint8_t>;
 
@@ -53,7 +59,7 @@ TEST(InitrdPlacement, StaysBelowInitrdAddrMax) {
     k.header.initrd_addr_max = 0x7ffffff;  // 128 MiB - 1
     InitrdPlacement p = place_initrd(map, k, 1 * MiB);
     EXPECT_EQ(p.address, 127 * MiB);
-    EXPECT_LE(p.address + p.size - 1, k.header.initrd_addr_max);
+    EXPECT_LE(p.address + p.size - 1, val(k.header.initrd_addr_max));
 }
 
 TEST(InitrdPlacement, ZeroInitrdAddrMaxMeansTheOldDefault) {
@@ -119,24 +125,24 @@ TEST(ZeroPage, FillsLoaderFieldsOverTheKernelHeader) {
     in.acpi_rsdp_addr = 0xe0000;
 
     BootParams bp = make_zero_page(in);
-    EXPECT_EQ(bp.hdr.type_of_loader, 0xff);
-    EXPECT_EQ(bp.hdr.vid_mode, 0xffff);
-    EXPECT_EQ(bp.hdr.setup_data, 0u);
-    EXPECT_EQ(bp.hdr.cmdline_size, 999u);           // the kernel's field is kept
-    EXPECT_EQ(bp.hdr.header, kHdrSMagic);
-    EXPECT_EQ(bp.hdr.cmd_line_ptr, layout::kCmdlineAddr);
-    EXPECT_EQ(bp.ext_cmd_line_ptr, 0u);
-    EXPECT_EQ(bp.hdr.ramdisk_image, 0x5000000u);
-    EXPECT_EQ(bp.hdr.ramdisk_size, 0x123456u);
-    EXPECT_EQ(bp.ext_ramdisk_image, 0u);
-    EXPECT_EQ(bp.ext_ramdisk_size, 0u);
-    EXPECT_EQ(bp.acpi_rsdp_addr, 0xe0000u);
-    EXPECT_EQ(bp.sentinel, 0);
-    ASSERT_EQ(bp.e820_entries, map.e820.size());
+    EXPECT_EQ(val(bp.hdr.type_of_loader), 0xff);
+    EXPECT_EQ(val(bp.hdr.vid_mode), 0xffff);
+    EXPECT_EQ(val(bp.hdr.setup_data), 0u);
+    EXPECT_EQ(val(bp.hdr.cmdline_size), 999u);           // the kernel's field is kept
+    EXPECT_EQ(val(bp.hdr.header), kHdrSMagic);
+    EXPECT_EQ(val(bp.hdr.cmd_line_ptr), layout::kCmdlineAddr);
+    EXPECT_EQ(val(bp.ext_cmd_line_ptr), 0u);
+    EXPECT_EQ(val(bp.hdr.ramdisk_image), 0x5000000u);
+    EXPECT_EQ(val(bp.hdr.ramdisk_size), 0x123456u);
+    EXPECT_EQ(val(bp.ext_ramdisk_image), 0u);
+    EXPECT_EQ(val(bp.ext_ramdisk_size), 0u);
+    EXPECT_EQ(val(bp.acpi_rsdp_addr), 0xe0000u);
+    EXPECT_EQ(val(bp.sentinel), 0);
+    ASSERT_EQ(val(bp.e820_entries), map.e820.size());
     for (size_t i = 0; i < map.e820.size(); ++i) {
-        EXPECT_EQ(bp.e820_table[i].addr, map.e820[i].addr);
-        EXPECT_EQ(bp.e820_table[i].size, map.e820[i].size);
-        EXPECT_EQ(bp.e820_table[i].type, map.e820[i].type);
+        EXPECT_EQ(val(bp.e820_table[i].addr), map.e820[i].addr);
+        EXPECT_EQ(val(bp.e820_table[i].size), map.e820[i].size);
+        EXPECT_EQ(val(bp.e820_table[i].type), static_cast<uint32_t>(map.e820[i].type));
     }
 }
 
@@ -145,10 +151,10 @@ TEST(ZeroPage, InitrdAbove4GiBUsesTheExtFields) {
     in.header = make_elf_setup_header();
     in.initrd = InitrdPlacement{0x1'2345'6000, 0x2'0000'0010};
     BootParams bp = make_zero_page(in);
-    EXPECT_EQ(bp.hdr.ramdisk_image, 0x23456000u);
-    EXPECT_EQ(bp.ext_ramdisk_image, 1u);
-    EXPECT_EQ(bp.hdr.ramdisk_size, 0x10u);
-    EXPECT_EQ(bp.ext_ramdisk_size, 2u);
+    EXPECT_EQ(val(bp.hdr.ramdisk_image), 0x23456000u);
+    EXPECT_EQ(val(bp.ext_ramdisk_image), 1u);
+    EXPECT_EQ(val(bp.hdr.ramdisk_size), 0x10u);
+    EXPECT_EQ(val(bp.ext_ramdisk_size), 2u);
 }
 
 TEST(ZeroPage, NoInitrdClearsTheRamdiskFields) {
@@ -157,8 +163,8 @@ TEST(ZeroPage, NoInitrdClearsTheRamdiskFields) {
     in.header.ramdisk_image = 0x1000;
     in.header.ramdisk_size = 0x1000;
     BootParams bp = make_zero_page(in);
-    EXPECT_EQ(bp.hdr.ramdisk_image, 0u);
-    EXPECT_EQ(bp.hdr.ramdisk_size, 0u);
+    EXPECT_EQ(val(bp.hdr.ramdisk_image), 0u);
+    EXPECT_EQ(val(bp.hdr.ramdisk_size), 0u);
 }
 
 TEST(ZeroPage, TooManyE820EntriesIsAnError) {
@@ -204,18 +210,18 @@ TEST_F(BootDataWrite, WritesCommandLineInitrdAndZeroPage) {
 
     auto page = memory_.read_obj<BootParams>(layout::kZeroPageAddr);
     ASSERT_TRUE(page.has_value());
-    EXPECT_EQ(page->hdr.cmd_line_ptr, layout::kCmdlineAddr);
-    EXPECT_EQ(page->hdr.ramdisk_image, data.initrd->address);
-    EXPECT_EQ(page->hdr.ramdisk_size, initrd.size());
-    EXPECT_EQ(page->acpi_rsdp_addr, 0xe0000u);
-    EXPECT_EQ(page->e820_entries, map_.e820.size());
-    EXPECT_EQ(page->hdr.type_of_loader, 0xff);
+    EXPECT_EQ(val(page->hdr.cmd_line_ptr), layout::kCmdlineAddr);
+    EXPECT_EQ(val(page->hdr.ramdisk_image), data.initrd->address);
+    EXPECT_EQ(val(page->hdr.ramdisk_size), initrd.size());
+    EXPECT_EQ(val(page->acpi_rsdp_addr), 0xe0000u);
+    EXPECT_EQ(val(page->e820_entries), map_.e820.size());
+    EXPECT_EQ(val(page->hdr.type_of_loader), 0xff);
 }
 
 TEST_F(BootDataWrite, NoInitrd) {
     auto data = write_boot_data(memory_, kernel_, map_, "quiet", {}, 0);
     EXPECT_FALSE(data.initrd.has_value());
-    EXPECT_EQ(memory_.read_obj<BootParams>(layout::kZeroPageAddr)->hdr.ramdisk_size, 0u);
+    EXPECT_EQ(val(memory_.read_obj<BootParams>(layout::kZeroPageAddr)->hdr.ramdisk_size), 0u);
 }
 
 TEST_F(BootDataWrite, CommandLineAtTheKernelsLimitFitsAndOneMoreDoesNot) {
