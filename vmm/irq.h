@@ -1,7 +1,7 @@
 // How devices interrupt the guest, without knowing about KVM.
 //
 // Devices are handed these interfaces at assembly time; the KVM
-// implementations (vmm/kvm_irq.h) use the in-kernel irqchip, GSI routing and
+// implementations (vmm/kvm/kvm_irq.h) use the in-kernel irqchip, GSI routing and
 // irqfd, and unit tests use recording fakes (tests/support/).
 #pragma once
 

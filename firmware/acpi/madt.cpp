@@ -11,7 +11,7 @@ namespace tapvm::acpi {
 namespace {
 
 // The legacy timer: ISA IRQ 0 (the PIT) arrives on IOAPIC pin 2, as on
-// every PC, and KVM's in-kernel PIT raises GSI 2 accordingly.
+// every PC, and KVM's in-kernel PIT raises GSI 0, which the GSI router sends to IOAPIC pin 2 accordingly.
 constexpr uint8_t kPitIsaIrq = 0;
 constexpr uint32_t kPitGsi = 2;
 // Local APIC NMIs: LINT1 of every processor, as the PC wiring has it.

@@ -238,9 +238,12 @@ void Machine::Parts::create_pci_devices() {
 
 void Machine::Parts::create_vcpus() {
     auto entry = boot::setup_long_mode(*memory, kernel.entry);
+    kvm::CpuidOptions cpuid_options;
+    cpuid_options.tsc_deadline = kvm->check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (unsigned id = 0; id < config.cpus; ++id) {
+        // APIC ID = vCPU index, as the MADT says.
         auto vcpu = vm->create_vcpu(id);
-        kvm::configure_vcpu(*vcpu, kvm->supported_cpuid(), kvm::CpuTopology{id, config.cpus});
+        kvm::configure_vcpu(*vcpu, kvm->supported_cpuid(), kvm::CpuTopology{id, config.cpus}, cpuid_options);
         if (id == 0) kvm::enter_long_mode(*vcpu, entry);  // APs wait for INIT/SIPI
         vcpus.push_back(std::move(vcpu));
     }
