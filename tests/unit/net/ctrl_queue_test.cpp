@@ -66,7 +66,7 @@ protected:
         auto builder = driver().chain();
         for (const Bytes& part : parts) {
             Gpa gpa = driver().alloc(std::max<size_t>(part.size(), 1));
-            driver().write_bytes(gpa, part);
+            if (!part.empty()) driver().write_bytes(gpa, part);
             builder.readable(gpa, static_cast<uint32_t>(part.size()));
         }
         Gpa ack = 0;

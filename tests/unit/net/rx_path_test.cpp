@@ -126,6 +126,7 @@ protected:
         uint32_t left = used.len;
         for (auto [gpa, size] : posted_.at(static_cast<uint16_t>(used.id)).parts) {
             uint32_t n = std::min(left, size);
+            if (n == 0) break;
             Bytes part = driver().read_bytes(gpa, n);
             out.insert(out.end(), part.begin(), part.end());
             left -= n;
