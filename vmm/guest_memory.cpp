@@ -68,14 +68,14 @@ std::optional<std::span<uint8_t>> GuestMemory::slice(Gpa gpa, uint64_t len) cons
 bool GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
     auto s = slice(gpa, out.size());
     if (!s) return false;
-    std::memcpy(out.data(), s->data(), out.size());
+    if (!out.empty()) std::memcpy(out.data(), s->data(), out.size());
     return true;
 }
 
 bool GuestMemory::write(Gpa gpa, std::span<const uint8_t> in) const {
     auto s = slice(gpa, in.size());
     if (!s) return false;
-    std::memcpy(s->data(), in.data(), in.size());
+    if (!in.empty()) std::memcpy(s->data(), in.data(), in.size());  // memcpy(null, ..., 0) is UB
     return true;
 }
 
