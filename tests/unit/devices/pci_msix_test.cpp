@@ -286,6 +286,9 @@ TEST_F(MsixTest, ConcurrentNotifyAndMaskingLosesNothing) {
         mask(0);
         unmask(0);
     }
+    // On a loaded machine the device thread may not have run yet: make sure
+    // it raised at least one event while the vCPU side was toggling.
+    while (notified.load() == 0) std::this_thread::yield();
     mask(0);
     stop.store(true);
     device.join();
