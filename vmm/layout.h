@@ -39,6 +39,7 @@ inline constexpr uint16_t kI8042Command = 0x64;
 inline constexpr uint16_t kCom1Base = 0x3f8;
 inline constexpr uint8_t kCom1Irq = 4;
 inline constexpr uint8_t kI8042Irq = 1;
+inline constexpr uint8_t kI8042AuxIrq = 12;  // the (empty) mouse port
 inline constexpr uint16_t kPciConfigAddress = 0xcf8;  // mechanism #1, 8 bytes
 // Hardware-reduced ACPI: sleep control (write SLP_TYPx|SLP_EN) and status.
 inline constexpr uint16_t kAcpiSleepControl = 0x600;

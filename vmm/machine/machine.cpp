@@ -201,7 +201,7 @@ void Machine::Parts::create_platform_devices() {
     pio.insert(layout::kCom1Base, 8, serial);
 
     auto reboot = [this] { latch.stop(MachineExit::Kind::kReboot, "guest reset the machine"); };
-    i8042 = std::make_shared<I8042>(irq_lines[layout::kI8042Irq].get(), irq_lines[12].get(), reboot);
+    i8042 = std::make_shared<I8042>(irq_lines[layout::kI8042Irq].get(), irq_lines[layout::kI8042AuxIrq].get(), reboot);
     pio.insert(layout::kI8042Data, 1, i8042->data_port());
     pio.insert(layout::kI8042Command, 1, i8042->command_port());
 

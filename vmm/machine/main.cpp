@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <variant>
@@ -40,6 +41,9 @@ void release_held_logs(const std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt>&
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A closed stdout (the console's reader went away) must cost console
+    // output, not the guest: write() then fails with EPIPE instead.
+    std::signal(SIGPIPE, SIG_IGN);
     tapvm::MachineConfig config;
     try {
         auto parsed = tapvm::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
