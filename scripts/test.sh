@@ -46,7 +46,7 @@ log "build with AddressSanitizer + UBSan (virtio, net, devices)"
 asan_targets=$(cd tests/unit && ls virtio/*_test.cpp net/*_test.cpp devices/*_test.cpp | xargs -n1 basename | sed 's/\.cpp$//')
 TAPVM_TARGETS="$(echo $asan_targets)" TAPVM_BUILD_DIR=build-asan TAPVM_BUILD_TYPE=Debug \
   bash scripts/build.sh -DTAPVM_SANITIZE=ON
-run_ctest unit-asan build-asan -L 'virtio|net|devices' -j2
+run_ctest unit-asan build-asan -L 'unit-(virtio|net|devices)' -j2
 
 if [[ -e /dev/kvm ]]; then
   echo "/dev/kvm present: integration tests boot real guests"
