@@ -96,8 +96,9 @@ std::vector<uint8_t> virtio_cap_body(uint8_t cfg_type, uint8_t bar, uint32_t off
 
 uint64_t align_up(uint64_t value, uint64_t align) { return (value + align - 1) / align * align; }
 
-void add_pci_cfg_capability(pci::PciFunction& function, const std::array<std::shared_ptr<pci::BarDispatcher>, 6>& bars,
-                            const std::array<uint64_t, 6>& sizes) {
+// Call after every BAR is declared: the window reaches BAR contents through
+// the function's own BAR dispatchers, which later regions join.
+void add_pci_cfg_capability(pci::PciFunction& function) {
     // §4.1.4.9: cap.bar, cap.offset, cap.length and pci_cfg_data are
     // writable; everything else in the capability is read-only.
     auto body = virtio_cap_body(r::kCapPciCfg, 0, 0, 0, r::kPciCfgCapSize);
@@ -108,7 +109,11 @@ void add_pci_cfg_capability(pci::PciFunction& function, const std::array<std::sh
     // The hooks own the window; the window only borrows the function, which
     // owns the hooks.
     std::array<std::shared_ptr<BusDevice>, 6> handlers;
-    std::copy(bars.begin(), bars.end(), handlers.begin());
+    std::array<uint64_t, 6> sizes{};
+    for (unsigned bar = 0; bar < 6; ++bar) {
+        handlers[bar] = function.bar_device(bar);
+        sizes[bar] = function.bar_size(bar);
+    }
     auto window = std::make_shared<PciCfgWindow>(function, handlers, sizes);
     pci::CapabilityHooks hooks;
     hooks.on_read = [window](uint16_t offset, std::span<uint8_t> data) { window->on_read(offset, data); };
@@ -130,21 +135,11 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
     const unsigned vectors = num_queues + 1u;  // one per queue + config changes
     const uint64_t pba_offset = r::kMsixTableOffset + align_up(vectors * pci::kMsixEntrySize, 0x1000);
     const uint64_t modern_size = std::bit_ceil(pba_offset + align_up(vectors, 64) / 8);
-    // Mirrors of the BAR layouts, for the PCI_CFG window (§4.1.4.9).
-    std::array<std::shared_ptr<pci::BarDispatcher>, 6> mirrors{};
-    std::array<uint64_t, 6> sizes{};
     auto place = [&](unsigned bar, uint64_t offset, uint64_t size, std::shared_ptr<BusDevice> handler) {
-        function_->add_bar_region(bar, offset, size, handler);
-        mirrors[bar]->add_region(offset, size, std::move(handler));
+        function_->add_bar_region(bar, offset, size, std::move(handler));
     };
-    if (options.legacy) {
-        function_->add_bar(r::kLegacyBar, pci::BarKind::Io, r::kLegacyBarSize);
-        mirrors[r::kLegacyBar] = std::make_shared<pci::BarDispatcher>(options.name + " BAR0", r::kLegacyBarSize);
-        sizes[r::kLegacyBar] = r::kLegacyBarSize;
-    }
+    if (options.legacy) function_->add_bar(r::kLegacyBar, pci::BarKind::Io, r::kLegacyBarSize);
     function_->add_bar(r::kModernBar, pci::BarKind::Mmio32, modern_size);
-    mirrors[r::kModernBar] = std::make_shared<pci::BarDispatcher>(options.name + " BAR1", modern_size);
-    sizes[r::kModernBar] = modern_size;
 
     // --- Capabilities: the virtio structures first, so that they lead the
     // list (§4.1.4: order = preference), then MSI-X -------------------------
@@ -158,11 +153,9 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device, con
                               virtio_cap_body(r::kCapIsrCfg, r::kModernBar, r::kIsrOffset, 1));
     function_->add_capability(pci::kCapIdVendorSpecific,
                               virtio_cap_body(r::kCapDeviceCfg, r::kModernBar, r::kDeviceCfgOffset, r::kDeviceCfgSize));
-    add_pci_cfg_capability(*function_, mirrors, sizes);
+    add_pci_cfg_capability(*function_);
 
-    auto& msix = function_->add_msix(vectors, r::kModernBar, r::kMsixTableOffset, r::kModernBar, pba_offset, msi);
-    mirrors[r::kModernBar]->add_region(r::kMsixTableOffset, msix.table_bytes(), msix.table_region());
-    mirrors[r::kModernBar]->add_region(pba_offset, msix.pba_bytes(), msix.pba_region());
+    function_->add_msix(vectors, r::kModernBar, r::kMsixTableOffset, r::kModernBar, pba_offset, msi);
 
     // --- The state behind the registers, and the regions in front of it ------
     core_ = std::make_shared<TransportCore>(std::move(device), memory, function_, io_events);
