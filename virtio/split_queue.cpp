@@ -191,6 +191,16 @@ std::unique_ptr<SplitQueue> SplitQueue::create(const GuestMemory& memory, const 
 }
 
 uint16_t SplitQueue::size() const { return impl_->size; }
+uint16_t SplitQueue::next_avail_index() const { return impl_->next_avail; }
+
+void SplitQueue::resume_at(uint16_t next_avail) {
+    Impl& q = *impl_;
+    if (q.stats.chains_popped != 0) throw std::logic_error("SplitQueue::resume_at after a pop");
+    q.next_avail = next_avail;
+    const uint16_t used = std::atomic_ref(*q.used_idx).load(std::memory_order_acquire);
+    q.next_used = q.published_used = q.signalled_used = used;
+    q.update_avail_event();
+}
 bool SplitQueue::broken() const { return impl_->broken; }
 const QueueStats& SplitQueue::stats() const { return impl_->stats; }
 

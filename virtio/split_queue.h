@@ -79,6 +79,15 @@ public:
     bool enable_notifications();
     bool has_available() const;
 
+    // The next avail ring entry the device will pop (vhost-user
+    // GET_VRING_BASE reports it when a ring stops).
+    uint16_t next_avail_index() const;
+    // Continue a ring that another device instance left off (vhost-user
+    // SET_VRING_BASE): pop from avail entry `next_avail`; the used side
+    // carries on from used.idx as it stands in guest memory.  Only before the
+    // first pop.
+    void resume_at(uint16_t next_avail);
+
     // A ring error happened: the device should set DEVICE_NEEDS_RESET.
     bool broken() const;
     const QueueStats& stats() const;

@@ -13,18 +13,27 @@ namespace {
 constexpr uint64_t kPage = 4096;
 }
 
-GuestMemory::GuestMemory(const std::vector<GuestRange>& ranges) {
-    std::vector<GuestRange> sorted = ranges;
-    std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.start < b.start; });
-    for (size_t i = 0; i < sorted.size(); ++i) {
-        const auto& r = sorted[i];
+namespace {
+
+// Page-aligned, non-empty, no wrap-around, disjoint; returns them sorted.
+template <class Range>
+std::vector<Range> checked_layout(std::vector<Range> ranges) {
+    std::sort(ranges.begin(), ranges.end(), [](auto& a, auto& b) { return a.start < b.start; });
+    for (size_t i = 0; i < ranges.size(); ++i) {
+        const auto& r = ranges[i];
         if (r.size == 0 || r.start % kPage || r.size % kPage || r.start + r.size < r.start)
             throw Error("guest memory: bad region at " + std::to_string(r.start));
-        if (i > 0 && sorted[i - 1].start + sorted[i - 1].size > r.start)
+        if (i > 0 && ranges[i - 1].start + ranges[i - 1].size > r.start)
             throw Error("guest memory: overlapping regions");
     }
+    return ranges;
+}
+
+}  // namespace
+
+GuestMemory::GuestMemory(const std::vector<GuestRange>& ranges) {
     try {
-        for (const auto& r : sorted) {
+        for (const auto& r : checked_layout(ranges)) {
             void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (p == MAP_FAILED) throw_errno("mmap guest RAM (" + std::to_string(r.size >> 20) + " MiB)");
@@ -36,6 +45,20 @@ GuestMemory::GuestMemory(const std::vector<GuestRange>& ranges) {
         unmap_all();
         throw;
     }
+}
+
+GuestMemory GuestMemory::map_shared(const std::vector<SharedRegion>& regions) {
+    GuestMemory memory;
+    for (const auto& r : checked_layout(regions)) {
+        if (r.fd_offset % kPage || r.fd_offset + r.size < r.fd_offset)
+            throw Error("guest memory: shared region at " + std::to_string(r.start) +
+                        " has an unaligned file offset");
+        void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r.fd,
+                         static_cast<off_t>(r.fd_offset));
+        if (p == MAP_FAILED) throw_errno("mmap shared guest RAM (" + std::to_string(r.size >> 20) + " MiB)");
+        memory.regions_.push_back({r.start, r.size, static_cast<uint8_t*>(p)});
+    }
+    return memory;  // on a throw above, ~GuestMemory unmaps what was mapped
 }
 
 GuestMemory::~GuestMemory() { unmap_all(); }

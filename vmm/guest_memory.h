@@ -21,6 +21,16 @@ struct GuestRange {
     uint64_t size = 0;
 };
 
+// Memory that another process shares through an fd (a vhost-user frontend's
+// SET_MEM_TABLE): `size` bytes at `fd_offset` in `fd` are guest-physical
+// [start, start + size).
+struct SharedRegion {
+    Gpa start = 0;
+    uint64_t size = 0;
+    int fd = -1;
+    uint64_t fd_offset = 0;
+};
+
 struct GuestRegion {
     Gpa start = 0;
     uint64_t size = 0;
@@ -32,6 +42,11 @@ public:
     // Maps anonymous, zeroed memory for every range.  Ranges must be
     // page-aligned, non-empty and disjoint; throws Error otherwise.
     explicit GuestMemory(const std::vector<GuestRange>& ranges);
+    // Maps every region MAP_SHARED from its fd (the fds stay with the
+    // caller).  The same rules as above, plus a page-aligned fd_offset, so
+    // that guest-physical alignment carries over to the host view; throws
+    // Error otherwise or when a mapping fails.
+    static GuestMemory map_shared(const std::vector<SharedRegion>& regions);
     ~GuestMemory();
     GuestMemory(const GuestMemory&) = delete;
     GuestMemory& operator=(const GuestMemory&) = delete;
@@ -66,6 +81,7 @@ public:
     uint64_t total_size() const;
 
 private:
+    GuestMemory() = default;
     void unmap_all();
     std::vector<GuestRegion> regions_;  // sorted by start
 };
