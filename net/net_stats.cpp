@@ -13,6 +13,7 @@ nlohmann::json to_json(const NetStats& s) {
         {"kicks", s.rx.kicks.get()},
         {"interrupts", s.rx.interrupts.get()},
         {"out_of_buffers", s.rx.out_of_buffers.get()},
+        {"spilled", s.rx.spilled.get()},
         {"dropped",
          {{"oversize", s.rx.dropped_oversize.get()},
           {"bad_chain", s.rx.dropped_bad_chain.get()},

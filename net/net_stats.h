@@ -51,6 +51,7 @@ struct RxStats {
     Counter interrupts;          // used-ring interrupts sent
     Counter out_of_buffers;      // times RX ran out of guest buffers and stopped polling the tap
     Counter dropped_oversize;    // frame larger than the buffers could hold
+    Counter spilled;             // frames that waited for more buffers (and were copied once)
     Counter dropped_bad_chain;   // chain with device-readable parts, or smaller than the header
     Counter dropped_tap_error;   // readv failed with something other than EAGAIN
 };

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "net/queue_signal.h"
 #include "net/virtio_net_hdr.h"
@@ -43,7 +44,32 @@ RxPath::Result RxPath::process() {
             result = Result::kBroken;
             break;
         }
-        if (held_ == 0) {
+        if (spilled_len_) {
+            // A frame waits, partly in the spare tail, for more buffers.
+            if (held_bytes_ >= spilled_len_) {
+                finish_spilled();
+                ++frames;
+                continue;
+            }
+            if (!driver_may_post_more()) {
+                stats_.dropped_oversize.add();  // it can never fit: the buffers stay for the next
+                spilled_len_ = 0;
+                continue;
+            }
+        } else if (held_ > 0) {
+            Read read = receive_one();
+            if (read == Read::kTapEmpty) {
+                result = Result::kTapEmpty;
+                break;
+            }
+            if (read == Read::kTapFailed) {
+                result = Result::kTapFailed;
+                break;
+            }
+            if (read != Read::kSpilled) ++frames;
+            continue;
+        }
+        {
             // Out of buffers: ask the driver to kick when it posts more —
             // unless it just did, between our last pop and the re-arm.
             if (queue_.enable_notifications()) {
@@ -54,16 +80,6 @@ RxPath::Result RxPath::process() {
             result = Result::kNoBuffers;
             break;
         }
-        Read read = receive_one();
-        if (read == Read::kTapEmpty) {
-            result = Result::kTapEmpty;
-            break;
-        }
-        if (read == Read::kTapFailed) {
-            result = Result::kTapFailed;
-            break;
-        }
-        ++frames;
     }
     publish_and_signal(queue_, interrupt_, config_.queue_index, stats_.interrupts);
     return result;
@@ -141,13 +157,52 @@ RxPath::Read RxPath::receive_one() {
     }
     const size_t packet_len = config_.tap_has_header ? read : read + config_.header_len;
     if (packet_len > capacity) {
-        // The frame ran into the spare tail: the guest's buffers are too
-        // small for it.  Drop it and keep the buffers for the next frame.
+        // The frame ran into the spare tail.  With MRG_RXBUF the driver may
+        // still post the buffers it needs: keep it until then.
+        if (config_.mergeable && driver_may_post_more()) {
+            spilled_len_ = packet_len;
+            spilled_capacity_ = capacity;
+            return Read::kSpilled;
+        }
+        // The guest's buffers are too small for it.  Drop it and keep the
+        // buffers for the next frame.
         stats_.dropped_oversize.add();
         return Read::kDropped;
     }
     deliver(packet_len);
     return Read::kDelivered;
+}
+
+// Linux's virtio_net keeps up to min(64, ring size) / 2 completed buffers to
+// itself until more packets arrive (virtnet_receive refills only beyond
+// that).  Once we hold the rest of the ring, waiting for more could wait
+// forever.
+bool RxPath::driver_may_post_more() const {
+    const size_t size = ring_.size();
+    return held_ < size - std::min<size_t>(64, size) / 2;
+}
+
+// The rare path, the only copy on RX: the tail of a frame that outgrew the
+// buffers held when it was read moves into the buffers posted since.
+void RxPath::finish_spilled() {
+    const size_t packet_len = std::exchange(spilled_len_, 0);
+    size_t at = 0;  // packet offset where buffer i starts
+    size_t copied = 0;
+    for (size_t i = 0; i < held_ && at + copied < packet_len; ++i) {
+        const virtio::DescriptorChain& chain = held(i);
+        const size_t room = chain.writable_bytes();
+        if (at + room > spilled_capacity_) {
+            const size_t from = std::max(at, spilled_capacity_);  // first byte not yet in guest memory
+            const size_t len = std::min(at + room, packet_len) - from;
+            write_to_chain(chain, from - at,
+                           std::span(spare_tail_.get() + (from - spilled_capacity_), len));
+            copied += len;
+        }
+        at += room;
+        if (at >= packet_len) break;
+    }
+    stats_.spilled.add();
+    deliver(packet_len);
 }
 
 // Splits `packet_len` bytes (header included) over the held buffers in

@@ -15,9 +15,13 @@
 //
 // Oversized frames: a tap read cannot say "truncated" (no MSG_TRUNC on a
 // character device), so the iovec ends with a spare tail buffer owned by
-// RxPath.  A frame that spills into it is larger than the guest's buffers:
-// it is dropped and counted, the buffers are kept for the next frame.  The
-// tail is only ever written for such frames; the common path copies nothing.
+// RxPath.  A frame that spills into it is larger than the buffers held when
+// it was read.  With MRG_RXBUF the driver may yet post more: the frame waits
+// in the tail (counted as spilled) and moves into the new buffers once they
+// cover it — the one copy on RX, and only when the driver runs short.  When
+// the driver cannot post more (driver_may_post_more()), or without
+// MRG_RXBUF, the frame is dropped and counted, the buffers kept for the next
+// frame.  The common path never touches the tail.
 //
 // Without a vnet header on the tap (vnet_hdr=off) RxPath writes a zeroed
 // header into the guest buffer itself and reads the frame in after it.
@@ -74,7 +78,7 @@ public:
 
 private:
     enum class Refill { kOk, kBroken };
-    enum class Read { kDelivered, kDropped, kTapEmpty, kTapFailed };
+    enum class Read { kDelivered, kSpilled, kDropped, kTapEmpty, kTapFailed };
 
     Refill refill();
     bool wants_more_buffers() const;
@@ -82,6 +86,8 @@ private:
     Read receive_one();
     size_t build_iovec();
     void deliver(size_t packet_len);
+    bool driver_may_post_more() const;
+    void finish_spilled();
     void fix_header(const virtio::DescriptorChain& first, uint16_t num_buffers);
     virtio::DescriptorChain& held(size_t i) { return ring_[(head_ + i) % ring_.size()]; }
 
@@ -98,6 +104,11 @@ private:
     size_t head_ = 0;
     size_t held_ = 0;
     uint64_t held_bytes_ = 0;
+
+    // A frame read while the held buffers were too small for it: its first
+    // spilled_capacity_ bytes are in the held buffers, the rest in the tail.
+    size_t spilled_len_ = 0;  // 0: none
+    size_t spilled_capacity_ = 0;
 
     IovecList iov_;
     std::unique_ptr<uint8_t[]> spare_tail_;  // detects frames larger than the buffers
