@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host-side smoke test of a guest initramfs's user space, without booting a
-# kernel: unpacks the cpio and runs its /init as PID 1 of fresh PID, mount
-# and network namespaces, twice, joined by a veth pair:
+# kernel: unpacks the cpio and runs its /init as PID 1 of fresh PID, mount,
+# UTS and network namespaces, twice, joined by a veth pair:
 #
 #   peer  ns: /init with tapvm.run=net-server tapvm.ip=10.0.2.1/24
 #   guest ns: /init with tapvm.run=selftest,net-check tapvm.peer=10.0.2.1
@@ -65,11 +65,13 @@ ip link set "tvp$$" netns "$tag-peer"
 ip -n "$tag-guest" link set "tvg$$" name eth0
 ip -n "$tag-peer" link set "tvp$$" name eth0
 
-# init_command SIDE CMDLINE: sets CMD to run /init as PID 1 of new PID and
-# mount namespaces inside the side's network namespace.  (A plain command,
-# not a function, so that `CMD &` leaves $! = the unshare process.)
+# init_command SIDE CMDLINE: sets CMD to run /init as PID 1 of new PID,
+# mount and UTS namespaces inside the side's network namespace.  (A plain
+# command, not a function, so that `CMD &` leaves $! = the unshare process.)
+# The UTS namespace keeps /init's `hostname tapvm-guest` from renaming the
+# host.
 init_command() {
-	CMD=(ip netns exec "$tag-$1" unshare --pid --fork --kill-child --mount
+	CMD=(ip netns exec "$tag-$1" unshare --pid --fork --kill-child --mount --uts
 		--propagation private env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin
 		TAPVM_CMDLINE="$2" chroot "$work/$1" /init)
 }
