@@ -322,6 +322,8 @@ void VhostUserBackend::try_start() {
             return;
         }
         r.queue->resume_at(r.base);
+        spdlog::debug("vhost-user: ring {}: {} entries, desc {:#x} avail {:#x} used {:#x}, from entry {}", i,
+                      r.num, *desc, *avail, *used, r.base);
         context.queues.push_back(r.queue.get());
         context.notify_eventfds.push_back(r.kick.get());
     }

@@ -12,6 +12,8 @@
 // The control queue stays with the frontend (vhost-user never forwards it),
 // so ctrl_vq and its features are not offered here.
 //
+// SIGUSR1 logs the device's counters (JSON) without stopping anything.
+//
 // Exit status: 0 after SIGINT/SIGTERM (or, with --once, after the frontend
 // left); 1 on a failure; 2 on a usage error (one line on stderr).
 #include <sys/signalfd.h>
@@ -21,7 +23,9 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <iostream>
 
@@ -77,12 +81,38 @@ std::optional<Config> parse(int argc, char** argv) {
 tapvm::UniqueFd stop_signals() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
     if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) tapvm::throw_errno("sigprocmask");
+    sigdelset(&set, SIGUSR1);  // that one is the counter reporter's
     tapvm::UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC));
     if (!fd) tapvm::throw_errno("signalfd");
     return fd;
 }
+
+// Logs the counters on each SIGUSR1 until destroyed.
+class CounterReporter {
+public:
+    explicit CounterReporter(const tapvm::net::VirtioNetDevice& device)
+        : thread_([this, &device] {
+              sigset_t set;
+              sigemptyset(&set);
+              sigaddset(&set, SIGUSR1);
+              for (;;) {
+                  int sig = 0;
+                  if (sigwait(&set, &sig) != 0 || done_) return;
+                  spdlog::info("counters: {}", device.stats_json().dump());
+              }
+          }) {}
+    ~CounterReporter() {
+        done_ = true;
+        pthread_kill(thread_.native_handle(), SIGUSR1);
+        thread_.join();
+    }
+
+private:
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
 
 }  // namespace
 
@@ -111,6 +141,7 @@ int main(int argc, char** argv) {
         auto device = tapvm::net::create_virtio_net(options);
         tapvm::virtio::vhost_user::VhostUserBackend backend(*device);
         device->on_needs_reset = [&backend] { backend.report_ring_error(); };
+        CounterReporter reporter(*device);
         tapvm::virtio::vhost_user::VhostUserServer server(config->socket_path);
         spdlog::info("listening on {} for a vhost-user frontend (tap {})", server.path(), device->tap().name());
         server.serve(backend, stop.get(), config->once);

@@ -211,7 +211,7 @@ protected:
         virtio::ActivationContext context;
         context.memory = &memory_;
         context.features = features_;
-        context.interrupt = &irq_;
+        context.interrupt = interrupt_;
         for (size_t q = 0; q < queues_.size(); ++q) {
             context.queues.push_back(queues_[q]->queue.get());
             context.notify_eventfds.push_back(kicks_[q]->fd());
@@ -251,6 +251,7 @@ protected:
 
     GuestMemory memory_{{{0, 48 << 20}}};
     testing::RecordingInterrupt irq_;
+    virtio::VirtioInterrupt* interrupt_ = &irq_;  // what the device signals
     SocketpairTap* tap_ = nullptr;
     std::unique_ptr<VirtioNetDevice> device_;
     std::vector<std::unique_ptr<testing::GuestQueue>> queues_;
@@ -295,6 +296,33 @@ TEST_F(RunningDevice, FramesCrossBothWaysWithoutAnyVcpuThread) {
     EXPECT_EQ(json["tx"]["bytes"], 90);
     EXPECT_EQ(json["rx"]["bytes"], 200);
     EXPECT_EQ(json["interface"], "fake0");
+}
+
+// A driver that answers each TX interrupt at once with a new frame and a
+// kick.  The interrupt comes from inside the device's TX pass, after its
+// last look at the ring, so each new frame is found only through its kick,
+// which lands while the I/O thread is still handling the previous one.  With
+// EVENT_IDX a lost kick would never be repeated.
+TEST_F(RunningDevice, KicksThatArriveWhileAKickIsHandledAreNotLost) {
+    struct EagerDriver : virtio::VirtioInterrupt {
+        std::function<void()> on_tx;
+        void signal_queue(uint16_t queue) override {
+            if (queue == 1) on_tx();
+        }
+        void signal_config() override {}
+    } eager;
+    std::atomic<int> frames_left{20};
+    eager.on_tx = [&] {
+        // As Linux does: take note of the used ring, ask for the next
+        // interrupt (EVENT_IDX used_event), queue the next frame and kick.
+        driver(1).set_used_event(driver(1).used_idx());
+        if (frames_left.fetch_sub(1) > 0) send_frame(pattern(60, 7));
+    };
+    interrupt_ = &eager;
+    start("tap=t", kRunFeatures);
+    send_frame(pattern(60, 7));
+    for (int i = 0; i < 21; ++i) ASSERT_TRUE(tap_->wait_take().has_value()) << "frame " << i << " never left";
+    EXPECT_TRUE(eventually([&] { return device_->stats().tx.packets.get() == 21; }));
 }
 
 TEST_F(RunningDevice, CtrlQueueSetsTheMacLive) {
