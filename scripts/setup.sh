@@ -38,7 +38,10 @@ guest_pkgs=(
   # the guest's own contents (unpacked, never installed on the host)
   busybox-static
 )
-pkgs=("${build_pkgs[@]}" "${guest_pkgs[@]}" iperf3 ethtool netperf)
+# QEMU's software emulator runs the guest for the vhost-user tests
+# (tests/integration/vhost_user_test.cpp), which need no /dev/kvm.
+test_pkgs=(iperf3 ethtool netperf qemu-system-x86)
+pkgs=("${build_pkgs[@]}" "${guest_pkgs[@]}" "${test_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do

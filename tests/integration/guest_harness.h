@@ -79,6 +79,7 @@ struct GuestRun {
     double seconds_total = 0;
     long max_rss_kib = 0;
     bool stopped_at_marker = false;
+    bool watchdog_fired = false;
 
     bool has_mark(const std::string& m) const {
         for (const auto& x : marks)
@@ -88,10 +89,14 @@ struct GuestRun {
 };
 
 struct RunOptions {
-    std::vector<std::string> args;             // tapvm arguments
+    std::vector<std::string> args;             // program arguments
     std::optional<std::string> netns;          // run inside this namespace
     std::optional<std::string> stop_at;        // kill tapvm once this console text appears
     std::function<void(const std::string&)> on_line;  // called per console line
+    // Liveness, not speed: a guest silent for this long is stuck; it is
+    // killed and the run says so (GuestRun::watchdog_fired).  0: never.
+    int silence_limit_seconds = 0;
+    std::string program;                       // empty: the tapvm binary
 };
 
 inline std::string tapvm_binary() { return TAPVM_BINARY; }
@@ -99,7 +104,7 @@ inline std::string tapvm_binary() { return TAPVM_BINARY; }
 inline GuestRun run_tapvm(const RunOptions& opt) {
     std::vector<std::string> argv;
     if (opt.netns) argv = {"ip", "netns", "exec", *opt.netns};
-    argv.push_back(tapvm_binary());
+    argv.push_back(opt.program.empty() ? tapvm_binary() : opt.program);
     argv.insert(argv.end(), opt.args.begin(), opt.args.end());
 
     int out[2], err[2];
@@ -144,11 +149,21 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
         }
         if (opt.on_line) opt.on_line(line);
     };
+    auto last_output = std::chrono::steady_clock::now();
     while (out_open || err_open) {
         pollfd fds[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
+        const int ready = ::poll(fds, 2, opt.silence_limit_seconds ? 1000 : -1);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             break;
+        }
+        if (ready > 0) last_output = std::chrono::steady_clock::now();
+        if (opt.silence_limit_seconds && !run.watchdog_fired &&
+            std::chrono::steady_clock::now() - last_output > std::chrono::seconds(opt.silence_limit_seconds)) {
+            run.watchdog_fired = true;
+            std::cout << "\n[tapvm-it] no console output for " << opt.silence_limit_seconds
+                      << " s: the guest is stuck; killing it\n";
+            ::kill(pid, SIGKILL);
         }
         char buf[4096];
         if (fds[0].revents) {

@@ -5,26 +5,12 @@
 // every check as a TAPVM-RESULT line.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <regex>
 #include <thread>
 
-#include "guest_harness.h"
+#include "net_peer.h"
 
 namespace tapvm::it {
 namespace {
-
-// "key=value" out of a result's details; empty if absent.
-std::string field(const GuestResult& r, const std::string& key) {
-    std::smatch m;
-    std::regex re("(^|\\s)" + key + "=(\\S+)");
-    return std::regex_search(r.details, m, re) ? m[2].str() : "";
-}
-
-double number(const GuestResult& r, const std::string& key) {
-    std::string v = field(r, key);
-    return v.empty() ? -1 : std::atof(v.c_str());
-}
 
 struct Variant {
     std::string name;
@@ -36,30 +22,6 @@ struct Variant {
 };
 
 std::ostream& operator<<(std::ostream& os, const Variant& v) { return os << v.name; }
-
-// The host side of the link: tap0 (10.0.2.1/24) inside a private namespace,
-// with iperf3 and netserver listening there.  Everything is torn down on
-// destruction, whatever the test did.
-class HostPeer {
-public:
-    explicit HostPeer(const std::string& tag, unsigned mtu) : ns_(tag) {
-        ns_.exec("ip tuntap add dev tap0 mode tap vnet_hdr");
-        ns_.exec("ip addr add 10.0.2.1/24 dev tap0");
-        if (mtu) ns_.exec("ip link set tap0 mtu " + std::to_string(mtu));
-        ns_.exec("ip link set tap0 up");
-        ns_.exec("iperf3 -s -D --pidfile /tmp/" + ns_.name() + ".iperf3.pid");
-        ns_.exec("netserver -p 12865 >/dev/null 2>&1");
-    }
-    ~HostPeer() {
-        // Deleting a namespace does not end the processes in it.
-        TestNetns::sh("ip netns pids " + ns_.name() + " | xargs -r kill 2>/dev/null");
-        TestNetns::sh("rm -f /tmp/" + ns_.name() + ".iperf3.pid");
-    }
-    const TestNetns& netns() const { return ns_; }
-
-private:
-    TestNetns ns_;
-};
 
 class NetVariant : public ::testing::TestWithParam<Variant> {
 protected:
@@ -76,9 +38,10 @@ protected:
         std::string params = "tapvm.run=" + v.roles +
                              " tapvm.expect_nic=1 tapvm.ip=10.0.2.15/24 tapvm.peer=10.0.2.1 tapvm.secs=5 " +
                              v.guest_params;
-        RunOptions opt{{"--kernel", image.lean_kernel, "--initramfs", image.lean_initramfs, "--cpus", "2",
-                        "--memory", "1G", "--net", net, "--cmdline", test_cmdline(params)},
-                       peer.netns().name()};
+        RunOptions opt;
+        opt.args = {"--kernel", image.lean_kernel, "--initramfs", image.lean_initramfs, "--cpus", "2",
+                    "--memory", "1G", "--net", net, "--cmdline", test_cmdline(params)};
+        opt.netns = peer.netns().name();
         opt.on_line = std::move(on_line);
         return run_tapvm(opt);
     }
@@ -91,30 +54,9 @@ TEST_P(NetVariant, TcpBothWays) {
     auto run = boot(peer, v);
     report(run, "net variant " + v.name);
     EXPECT_EQ(run.exit_status, 0) << run.errors;
-    for (const auto& [name, r] : run.results) EXPECT_TRUE(r.pass) << name << ":" << r.details;
-    for (const char* check : {"nic", "virtio-net-driver", "net-config", "ping", "iperf3-tx", "iperf3-rx",
-                              "netperf-stream", "netperf-maerts", "net-counters"}) {
+    expect_tcp_both_ways(run, v.name, v.expect_tso, v.mtu);
+    for (const char* check : {"nic", "virtio-net-driver", "offloads"})
         EXPECT_TRUE(run.results.count(check)) << "missing guest check " << check;
-    }
-    // Byte counts end to end: what one side sent, the other received.
-    for (const char* dir : {"iperf3-tx", "iperf3-rx"}) {
-        if (!run.results.count(dir)) continue;
-        const auto& r = run.results.at(dir);
-        double sent = number(r, "sent_bytes"), received = number(r, "received_bytes");
-        EXPECT_GT(received, 0) << dir << r.details;
-        EXPECT_EQ(sent, received) << dir << r.details;
-    }
-    for (const char* test : {"netperf-stream", "netperf-maerts"}) {
-        if (!run.results.count(test)) continue;
-        const auto& r = run.results.at(test);
-        EXPECT_GT(number(r, "local_bytes"), 0) << r.details;
-        EXPECT_EQ(number(r, "local_bytes"), number(r, "remote_bytes")) << r.details;
-        std::cout << "[tapvm-it] " << v.name << " " << test << " " << field(r, "mbps") << " Mbit/s\n";
-    }
-    if (run.results.count("offloads")) {
-        std::string tso = field(run.results.at("offloads"), "tcp-segmentation-offload");
-        EXPECT_EQ(tso, v.expect_tso ? "on" : "off") << run.results.at("offloads").details;
-    }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -168,7 +168,12 @@ VhostUserBackend::Outcome VhostUserBackend::set_features(uint64_t features) {
     stop();
     features_ = features;
     features_set_ = device_.accept_features(features & ~(uint64_t{1} << kFProtocolFeatures));
-    if (!features_set_) return {false, fmt::format("the device refuses features {:#x}", features), {}};
+    if (!features_set_) {
+        // Without REPLY_ACK the frontend would never learn; its error
+        // eventfds at least make it say "vring error".
+        signals_.signal_errors();
+        return {false, fmt::format("the device refuses features {:#x}", features), {}};
+    }
     if (was_running) try_start();
     return {};
 }

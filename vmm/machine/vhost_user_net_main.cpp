@@ -10,7 +10,8 @@
 //       -netdev vhost-user,id=n0,chardev=vu -device virtio-net-pci,netdev=n0
 //
 // The control queue stays with the frontend (vhost-user never forwards it),
-// so ctrl_vq and its features are not offered here.
+// so ctrl_vq and its features are not offered here.  legacy=off refuses
+// drivers without VERSION_1, as it does in tapvm.
 //
 // SIGUSR1 logs the device's counters (JSON) without stopping anything.
 //
@@ -133,9 +134,10 @@ int main(int argc, char** argv) {
     spdlog::set_default_logger(std::make_shared<spdlog::logger>("tapvm", sink));
     spdlog::set_level(spdlog::level::from_str(config->log_level));
 
-    // The frontend keeps the control queue and its own legacy interface.
+    // The frontend keeps the control queue.  (legacy= still decides whether
+    // a driver without VERSION_1 is served: the frontend's transitional
+    // device lets one through.)
     options.features &= ~(tapvm::net::bit(tapvm::net::kFCtrlVq) | tapvm::net::kCtrlVqFeatures);
-    options.legacy = false;
     try {
         auto stop = stop_signals();
         auto device = tapvm::net::create_virtio_net(options);
