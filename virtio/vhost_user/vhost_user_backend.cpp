@@ -95,69 +95,44 @@ bool VhostUserBackend::handle(Message& message, Channel& channel) {
 }
 
 VhostUserBackend::Outcome VhostUserBackend::dispatch(Message& message) {
-    const auto request = static_cast<Request>(message.header.request);
-    auto needs = [&](auto& payload) {
-        if (!message.read(payload)) throw Error(fmt::format("payload of {} bytes is too short", message.header.size));
+    // The request's fixed-size payload, or an Error when too little came.
+    auto payload = [&message]<class T>(T value) {
+        if (!message.read(value)) throw Error(fmt::format("payload of {} bytes is too short", message.header.size));
+        return value;
     };
-    switch (request) {
+    switch (static_cast<Request>(message.header.request)) {
         case Request::kGetFeatures:
             return {true, {}, bytes_of(device_.offered_features() | uint64_t{1} << kFProtocolFeatures)};
-        case Request::kSetFeatures: {
-            uint64_t features;
-            needs(features);
-            return set_features(features);
-        }
+        case Request::kSetFeatures: return set_features(payload(uint64_t{}));
         case Request::kGetProtocolFeatures: return {true, {}, bytes_of(kProtocolFeaturesOffered)};
-        case Request::kSetProtocolFeatures: {
-            uint64_t features;
-            needs(features);
-            if (features & ~kProtocolFeaturesOffered)
-                return {false, fmt::format("protocol features {:#x} were not offered", features), {}};
-            protocol_features_ = features;
-            return {};
-        }
+        case Request::kSetProtocolFeatures: return set_protocol_features(payload(uint64_t{}));
         case Request::kSetOwner: return {};
-        case Request::kResetOwner: {
+        case Request::kResetOwner:
             disconnect();  // the deprecated "reset the device" of old frontends
             return {};
-        }
         case Request::kGetQueueNum: return {true, {}, bytes_of(uint64_t{device_.num_queues()})};
         case Request::kSetMemTable: return set_mem_table(message);
-        case Request::kSetVringNum: {
-            VringState state;
-            needs(state);
-            return set_vring_num(state);
-        }
-        case Request::kSetVringAddr: {
-            VringAddress address;
-            needs(address);
-            return set_vring_addr(address);
-        }
-        case Request::kSetVringBase: {
-            VringState state;
-            needs(state);
-            return set_vring_base(state);
-        }
-        case Request::kGetVringBase: {
-            VringState state;
-            needs(state);
-            return get_vring_base(state);
-        }
+        case Request::kSetVringNum: return set_vring_num(payload(VringState{}));
+        case Request::kSetVringAddr: return set_vring_addr(payload(VringAddress{}));
+        case Request::kSetVringBase: return set_vring_base(payload(VringState{}));
+        case Request::kGetVringBase: return get_vring_base(payload(VringState{}));
         case Request::kSetVringKick:
         case Request::kSetVringCall:
-        case Request::kSetVringErr: return set_vring_fd(request, message);
-        case Request::kSetVringEnable: {
-            VringState state;
-            needs(state);
-            return set_vring_enable(state);
-        }
+        case Request::kSetVringErr: return set_vring_fd(static_cast<Request>(message.header.request), message);
+        case Request::kSetVringEnable: return set_vring_enable(payload(VringState{}));
         case Request::kSetLogBase:
         case Request::kSetLogFd:
         case Request::kSendRarp:
-        case Request::kNetSetMtu:
-            return {false, "needs a feature this backend did not offer", {}};
+        case Request::kNetSetMtu: return {false, "needs a feature this backend did not offer", {}};
     }
     return {false, fmt::format("unknown request {}", message.header.request), {}};
+}
+
+VhostUserBackend::Outcome VhostUserBackend::set_protocol_features(uint64_t features) {
+    if (features & ~kProtocolFeaturesOffered)
+        return {false, fmt::format("protocol features {:#x} were not offered", features), {}};
+    protocol_features_ = features;
+    return {};
 }
 
 VhostUserBackend::Outcome VhostUserBackend::set_features(uint64_t features) {

@@ -92,6 +92,7 @@ private:
 
     Outcome dispatch(Message& message);
     Outcome set_features(uint64_t features);
+    Outcome set_protocol_features(uint64_t features);
     Outcome set_mem_table(Message& message);
     Outcome set_vring_num(const VringState& state);
     Outcome set_vring_addr(const VringAddress& address);
