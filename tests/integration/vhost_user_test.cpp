@@ -133,7 +133,8 @@ protected:
         image = *found;
     }
 
-    GuestRun boot(const HostPeer& peer, const Backend& backend, const Variant& v) {
+    GuestRun boot(const HostPeer& peer, const Backend& backend, const Variant& v,
+                  std::function<void(const std::string&)> on_line = {}) {
         const std::string params = "tapvm.run=" + v.roles +
                                    " tapvm.expect_nic=1 tapvm.expect_cpus=2 tapvm.ip=10.0.2.15/24"
                                    " tapvm.peer=10.0.2.1 tapvm.secs=3 " + v.guest_params;
@@ -159,6 +160,7 @@ protected:
                     "-kernel", image.lean_kernel, "-initrd", image.lean_initramfs,
                     "-append", test_cmdline(params)};
         opt.silence_limit_seconds = 120;
+        opt.on_line = std::move(on_line);
         return run_tapvm(opt);
     }
 
@@ -223,6 +225,40 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"mtu9000", "mtu=9000", ",host_mtu=9000", "", true, "selftest,net-check", 9000, kMrgRxbuf},
         Variant{"reload", "", "", "tapvm.reloads=3", true, "net-reload,net-check", 0, kMrgRxbuf}),
     [](const auto& info) { return info.param.name; });
+
+// The tap goes down and up under traffic, then disappears: packets are
+// lost, the device process is not; the guest still finishes and powers off,
+// and the backend ends cleanly when the frontend leaves.
+class VhostUserResilience : public VhostUserNet {};
+
+TEST_F(VhostUserResilience, TapDownUpAndDeletedCostPacketsNotTheDevice) {
+    Variant v{"tapflap", "", "", "tapvm.secs=8", true, "net-check"};
+    HostPeer peer("vu-" + v.name, 0);
+    Backend backend(peer.netns(), v.backend_options);
+    ASSERT_TRUE(backend.alive()) << backend.log();
+    std::thread flapper;
+    auto run = boot(peer, backend, v, [&](const std::string& line) {
+        // Down and up while iperf3 sends; deleted once the last traffic
+        // check is done (a TCP connect to a vanished peer would take minutes
+        // to give up, which says nothing about the device).
+        if (line.find("TAPVM-RESULT ping") == 0 && !flapper.joinable()) {
+            flapper = std::thread([&] {
+                std::this_thread::sleep_for(std::chrono::seconds(3));
+                peer.netns().exec("ip link set tap0 down");
+                std::this_thread::sleep_for(std::chrono::seconds(2));
+                peer.netns().exec("ip link set tap0 up");
+            });
+        }
+        if (line.find("TAPVM-RESULT netperf-maerts") == 0) peer.netns().exec("ip link del tap0");
+    });
+    if (flapper.joinable()) flapper.join();
+    report(run, "vhost-user tap down/up/deleted");
+    EXPECT_FALSE(run.watchdog_fired) << backend.log();
+    EXPECT_EQ(run.exit_status, 0) << run.errors;
+    EXPECT_TRUE(run.has_mark("done"));
+    EXPECT_TRUE(run.results.count("ping") && run.results.at("ping").pass);
+    EXPECT_EQ(backend.wait(), 0) << "the device process did not survive the tap going away:\n" << backend.log();
+}
 
 }  // namespace
 }  // namespace tapvm::it
