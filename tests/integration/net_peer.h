@@ -50,10 +50,8 @@ private:
 };
 
 // Every check the guest ran passed, net-check's are all there (the MTU
-// the driver took from the device's config, when given); TCP moved both ways and what one
-// end sent, the other received.  A stream's last bytes may still be in
-// flight when its timer ends, so the receiver may count a little less than
-// the sender, never more.  Returns the payload bytes the guest sent and
+// the driver took from the device's config, when given); TCP moved both ways
+// and what one end sent, the other received.  Returns the payload bytes the guest sent and
 // received (iperf3 + netperf), for cross-checks against device counters.
 struct GuestTraffic {
     double sent = 0, received = 0;
@@ -70,10 +68,14 @@ inline GuestTraffic expect_tcp_both_ways(const GuestRun& run, const std::string&
     if (mtu && run.results.count("net-config"))
         EXPECT_EQ(field(run.results.at("net-config"), "mtu"), std::to_string(mtu))
             << run.results.at("net-config").details;
+    // The tools count each end at its own moment: what was in flight when
+    // the timer ended shows on one side only (iperf3's receiver counts less,
+    // netperf's receiver sometimes a few KB more than its sender reports).
+    // So the two ends must agree to within 10%, not to the byte.
     auto expect_delivered = [&](const std::string& what, double sent, double received) {
         EXPECT_GT(received, 0) << what;
-        EXPECT_LE(received, sent) << what;
         EXPECT_GE(received, 0.9 * sent) << what << ": far more sent than received";
+        EXPECT_LE(received, 1.1 * sent) << what << ": far more received than sent";
     };
     for (const char* dir : {"iperf3-tx", "iperf3-rx"}) {
         if (!run.results.count(dir)) continue;
