@@ -81,7 +81,7 @@ protected:
               uint32_t flags = kVersion) {
         Message m;
         m.header = {static_cast<uint32_t>(request), flags, static_cast<uint32_t>(size)};
-        std::memcpy(m.payload.data(), payload, size);
+        if (size) std::memcpy(m.payload.data(), payload, size);  // memcpy(.., nullptr, 0) is UB
         m.fds = std::move(fds);
         return backend_.handle(m, *channel_);
     }
