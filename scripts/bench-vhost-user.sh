@@ -84,11 +84,10 @@ boot() {
     -append "console=ttyS0 panic=-1 tapvm.run=${4:-net-check} tapvm.ip=10.0.2.15/24 tapvm.peer=10.0.2.1 tapvm.secs=$secs" \
     > "$work/$name.console" 2>&1 || true
   if [[ -n $bpid ]]; then
-    # utime + stime of the device process, read before it exits.
-    local ticks
-    ticks=$(awk '{ print $14 + $15 }' "/proc/$bpid/stat" 2>/dev/null || echo 0)
+    # The device process logs its own CPU time (all threads) when it ends.
     wait "$bpid" || true
-    echo "scale=2; $ticks / $(getconf CLK_TCK)" | bc > "$work/$name.cpu"
+    sed -n 's/.*cpu: \([0-9.]*\) s user, \([0-9.]*\) s system.*/\1 + \2/p' "$work/$name.backend" | bc \
+      > "$work/$name.cpu"
   fi
   peer_down
 }
@@ -113,7 +112,7 @@ for ((r = 1; r <= rounds; r++)); do
     cpu=-
     if [[ -f $work/$name.cpu ]]; then
       bytes=$(grep -a "TAPVM-RESULT net-counters" "$work/$name.console" | tr ' ' '\n' |
-              awk -F= '/^(rx|tx)_bytes=/ { s += $2 } END { print s + 0 }')
+              awk -F= '/^(rx|tx)_bytes=/ { s += $2 } END { printf "%.0f", s }')
       ((bytes > 0)) && cpu=$(echo "scale=2; $(cat "$work/$name.cpu") / ($bytes / 1000000000)" | bc)
     fi
     printf '%-22s %10s %10s %10s %10s %14s\n' "$label" "${tx:-FAIL}" "${rx:-FAIL}" "${ntx:-FAIL}" "${nrx:-FAIL}" "$cpu"

@@ -17,6 +17,7 @@
 //
 // Exit status: 0 after SIGINT/SIGTERM (or, with --once, after the frontend
 // left); 1 on a failure; 2 on a usage error (one line on stderr).
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -148,6 +149,11 @@ int main(int argc, char** argv) {
         spdlog::info("listening on {} for a vhost-user frontend (tap {})", server.path(), device->tap().name());
         server.serve(backend, stop.get(), config->once);
         spdlog::info("counters: {}", device->stats_json().dump());
+        rusage usage{};
+        ::getrusage(RUSAGE_SELF, &usage);  // every thread, the data path's included
+        spdlog::info("cpu: {:.2f} s user, {:.2f} s system",
+                     usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6,
+                     usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6);
         return 0;
     } catch (const tapvm::UsageError& e) {
         std::fprintf(stderr, "tapvm-vhost-user-net: %s\n", e.what());
