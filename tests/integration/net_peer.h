@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include "guest_harness.h"
 
@@ -47,6 +48,33 @@ public:
 
 private:
     TestNetns ns_;
+};
+
+// Follows the guest console and takes the peer's tap away under the guest:
+// down and up while iperf3 sends (3 s after the ping check), deleted once
+// the last traffic check is done (a TCP connect to a vanished peer would
+// take minutes to give up, which says nothing about the device).
+class TapFlapper {
+public:
+    explicit TapFlapper(const HostPeer& peer) : peer_(peer) {}
+    ~TapFlapper() {
+        if (thread_.joinable()) thread_.join();
+    }
+    void on_line(const std::string& line) {
+        if (line.find("TAPVM-RESULT ping") == 0 && !thread_.joinable()) {
+            thread_ = std::thread([this] {
+                std::this_thread::sleep_for(std::chrono::seconds(3));
+                peer_.netns().exec("ip link set tap0 down");
+                std::this_thread::sleep_for(std::chrono::seconds(2));
+                peer_.netns().exec("ip link set tap0 up");
+            });
+        }
+        if (line.find("TAPVM-RESULT netperf-maerts") == 0) peer_.netns().exec("ip link del tap0");
+    }
+
+private:
+    const HostPeer& peer_;
+    std::thread thread_;
 };
 
 // Every check the guest ran passed, net-check's are all there (the MTU

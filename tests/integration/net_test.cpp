@@ -88,22 +88,8 @@ TEST_F(NetResilience, DriverReloadUnderTraffic) {
 TEST_F(NetResilience, TapDownUpAndDeleted) {
     Variant v{"tapflap", "", "tapvm.secs=8", true, "net-check"};
     HostPeer peer(v.name, 0);
-    std::thread flapper;
-    auto run = boot(peer, v, [&](const std::string& line) {
-        // Down and up while iperf3 sends; deleted once the last traffic
-        // check is done (a TCP connect to a vanished peer would take minutes
-        // to give up, which says nothing about the device).
-        if (line.find("TAPVM-RESULT ping") == 0 && !flapper.joinable()) {
-            flapper = std::thread([&] {
-                std::this_thread::sleep_for(std::chrono::seconds(3));
-                peer.netns().exec("ip link set tap0 down");
-                std::this_thread::sleep_for(std::chrono::seconds(2));
-                peer.netns().exec("ip link set tap0 up");
-            });
-        }
-        if (line.find("TAPVM-RESULT netperf-maerts") == 0) peer.netns().exec("ip link del tap0");
-    });
-    if (flapper.joinable()) flapper.join();
+    TapFlapper flapper(peer);
+    auto run = boot(peer, v, [&](const std::string& line) { flapper.on_line(line); });
     report(run, "tap down/up/deleted");
     EXPECT_EQ(run.exit_status, 0) << "tapvm did not survive the tap going away: " << run.errors;
     EXPECT_TRUE(run.has_mark("done"));

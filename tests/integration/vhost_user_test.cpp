@@ -236,22 +236,8 @@ TEST_F(VhostUserResilience, TapDownUpAndDeletedCostPacketsNotTheDevice) {
     HostPeer peer("vu-" + v.name, 0);
     Backend backend(peer.netns(), v.backend_options);
     ASSERT_TRUE(backend.alive()) << backend.log();
-    std::thread flapper;
-    auto run = boot(peer, backend, v, [&](const std::string& line) {
-        // Down and up while iperf3 sends; deleted once the last traffic
-        // check is done (a TCP connect to a vanished peer would take minutes
-        // to give up, which says nothing about the device).
-        if (line.find("TAPVM-RESULT ping") == 0 && !flapper.joinable()) {
-            flapper = std::thread([&] {
-                std::this_thread::sleep_for(std::chrono::seconds(3));
-                peer.netns().exec("ip link set tap0 down");
-                std::this_thread::sleep_for(std::chrono::seconds(2));
-                peer.netns().exec("ip link set tap0 up");
-            });
-        }
-        if (line.find("TAPVM-RESULT netperf-maerts") == 0) peer.netns().exec("ip link del tap0");
-    });
-    if (flapper.joinable()) flapper.join();
+    TapFlapper flapper(peer);
+    auto run = boot(peer, backend, v, [&](const std::string& line) { flapper.on_line(line); });
     report(run, "vhost-user tap down/up/deleted");
     EXPECT_FALSE(run.watchdog_fired) << backend.log();
     EXPECT_EQ(run.exit_status, 0) << run.errors;
