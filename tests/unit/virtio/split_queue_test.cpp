@@ -94,6 +94,34 @@ TEST_F(SplitQueueTest, EmptyQueuePopsNothing) {
     EXPECT_EQ(queue_->pop(chain_).status, PopStatus::kEmpty);
 }
 
+// A queue that takes over a ring another device instance left (vhost-user
+// SET_VRING_BASE) pops from the given avail entry and fills the used ring
+// from used.idx as it stands in memory, not from 0.
+TEST_F(SplitQueueTest, ResumeAtContinuesBothRingsWhereTheyStand) {
+    start(8);
+    // An earlier instance consumed and completed three chains.
+    for (int i = 0; i < 3; ++i) {
+        driver_->chain().writable(driver_->alloc(16), 16).offer();
+        ASSERT_EQ(queue_->pop(chain_).status, PopStatus::kChain);
+        queue_->complete(chain_, 0);
+    }
+    queue_->publish();
+    EXPECT_EQ(driver_->drain_used().size(), 3u);
+
+    std::string why;
+    auto resumed = SplitQueue::create(memory_, driver_->config(), kIndirect, why);
+    ASSERT_TRUE(resumed) << why;
+    resumed->resume_at(queue_->next_avail_index());
+    EXPECT_EQ(resumed->next_avail_index(), 3);
+    const uint16_t head = driver_->chain().writable(driver_->alloc(16), 16).offer();
+    ASSERT_EQ(resumed->pop(chain_).status, PopStatus::kChain);
+    EXPECT_EQ(chain_.head(), head);
+    resumed->complete(chain_, 7);
+    resumed->publish();
+    EXPECT_EQ(driver_->used_idx(), 4);  // one more than the three before
+    EXPECT_EQ(driver_->next_used(), (UsedEntry{head, 7}));
+}
+
 TEST_F(SplitQueueTest, SplitsReadableAndWritableSegmentsWithHostViews) {
     start();
     const Gpa in1 = driver_->alloc(10), in2 = driver_->alloc(20), out1 = driver_->alloc(30),

@@ -290,8 +290,15 @@ TEST_F(VhostUserRefusalTest, ReplyAckReportsSuccess) {
 TEST_F(VhostUserRefusalTest, FeaturesThatWereNotOffered) {
     EXPECT_NE(acked(Request::kSetFeatures, bit(kFVersion1) | bit(40)), 0u);
     EXPECT_TRUE(device_.accepted.empty());
+    // A combination the device refuses also reaches a frontend that asked
+    // for no ack: through the rings' error eventfds.
+    std::vector<UniqueFd> err;
+    err.push_back(make_eventfd());
+    UniqueFd err_read(::dup(err[0].get()));
+    ASSERT_EQ(acked(Request::kSetVringErr, uint64_t{1}, std::move(err)), 0u);
     device_.refuse = true;
     EXPECT_NE(acked(Request::kSetFeatures, bit(kFVersion1)), 0u);
+    EXPECT_EQ(read_eventfd(err_read), 1u);
     EXPECT_NE(acked(Request::kSetProtocolFeatures, uint64_t{1} << 0), 0u);  // MQ was not offered
 }
 
