@@ -187,8 +187,7 @@ bool RxPath::driver_may_post_more() const {
 void RxPath::finish_spilled() {
     const size_t packet_len = std::exchange(spilled_len_, 0);
     size_t at = 0;  // packet offset where buffer i starts
-    size_t copied = 0;
-    for (size_t i = 0; i < held_ && at + copied < packet_len; ++i) {
+    for (size_t i = 0; i < held_ && at < packet_len; ++i) {
         const virtio::DescriptorChain& chain = held(i);
         const size_t room = chain.writable_bytes();
         if (at + room > spilled_capacity_) {
@@ -196,10 +195,8 @@ void RxPath::finish_spilled() {
             const size_t len = std::min(at + room, packet_len) - from;
             write_to_chain(chain, from - at,
                            std::span(spare_tail_.get() + (from - spilled_capacity_), len));
-            copied += len;
         }
         at += room;
-        if (at >= packet_len) break;
     }
     stats_.spilled.add();
     deliver(packet_len);

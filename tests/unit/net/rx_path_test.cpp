@@ -390,6 +390,21 @@ TEST_P(RxPathMergeable, FrameLargerThanTheHeldBuffersWaitsForMoreAndArrivesWhole
     EXPECT_EQ(stats_->packets.get(), 2u);
 }
 
+// The spilled part may need several of the buffers posted later.
+TEST_P(RxPathMergeable, SpilledFrameFillsSeveralLaterBuffers) {
+    post_pages(2);
+    Bytes big = pattern(14000, 3);
+    Bytes header = tap_header();
+    inject(big, header);
+    EXPECT_EQ(rx_->process(), RxPath::Result::kNoBuffers);
+    post_pages(2);
+    EXPECT_EQ(rx_->process(), RxPath::Result::kNoBuffers);
+    auto used = driver().drain_used();
+    ASSERT_EQ(used.size(), 4u);
+    EXPECT_EQ(gathered(used), concat(expected_header(header, 4), big));
+    EXPECT_EQ(stats_->spilled.get(), 1u);
+}
+
 TEST_P(RxPathMergeable, FrameThatCanNeverFitIsDroppedAndTheBuffersKept) {
     // 224 buffers of 64 bytes: the ring's 256 less the 32 Linux may keep to
     // itself, so the driver cannot be expected to post more.
