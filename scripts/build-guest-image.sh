@@ -49,11 +49,9 @@ WANT_LEAN=1
 WANT_STOCK=1
 PRINT_DIR=0
 
-log() { echo "build-guest-image: $*" >&2; }
-die() {
-	echo "build-guest-image: error: $*" >&2
-	exit 1
-}
+readonly LOG_PREFIX=build-guest-image
+# shellcheck source=lib/debian-image.sh
+source "$(dirname "$SCRIPT_PATH")/lib/debian-image.sh"
 
 usage() {
 	cat <<-EOF
@@ -104,33 +102,8 @@ require_tools() {
 	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/setup.sh)"
 }
 
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
-sha256_of_text() { sha256sum | cut -d' ' -f1; }
 
 # ------------------------------------------------------------ versions ----
-
-# apt-cache with its package cache kept in $CACHE/apt: this system keeps
-# none, and rebuilding it costs each apt-cache call seconds.
-apt_cache() {
-	mkdir -p "$CACHE/apt"
-	apt-cache -o Dir::Cache::pkgcache="$CACHE/apt/pkgcache.bin" \
-		-o Dir::Cache::srcpkgcache="$CACHE/apt/srcpkgcache.bin" "$@"
-}
-
-# Candidate versions, one apt-cache call: prints "name version" for each
-# package, and "stock-kernel name version" for the linux-image-<abi>
-# package the cloud metapackage depends on (with its exact version).
-candidate_versions() {
-	apt_cache show --no-all-versions "$@" | awk -v meta="$STOCK_META_PKG" '
-		/^Package:/ { pkg = $2 }
-		/^Version:/ { print pkg, $2 }
-		/^Depends:/ && pkg == meta {
-			if (match($0, /linux-image-[0-9][^ ,]* \(= [^)]+\)/)) {
-				split(substr($0, RSTART, RLENGTH), d, /[ ()=]+/)
-				print "stock-kernel", d[1], d[2]
-			}
-		}'
-}
 
 # Shared libraries (resolved paths) and the dynamic loader a binary needs.
 shared_libs_of() {
@@ -197,7 +170,7 @@ resolve_inputs() {
 		elif [[ $name != "$STOCK_META_PKG" ]]; then
 			PKG_VERSIONS[$name]=$ver
 		fi
-	done < <(candidate_versions "${archive_pkgs[@]}")
+	done < <(candidate_versions "$STOCK_META_PKG" "${archive_pkgs[@]}")
 	if ((WANT_STOCK)); then
 		[[ -n ${STOCK_PKG:-} ]] ||
 			die "cannot resolve the kernel package $STOCK_META_PKG depends on"
@@ -213,6 +186,7 @@ image_key() {
 	local p
 	{
 		echo "script $(sha256_of "$SCRIPT_PATH")"
+		echo "lib $(sha256_of "$(dirname "$SCRIPT_PATH")/lib/debian-image.sh")"
 		echo "fragment $(sha256_of "$LEAN_FRAGMENT")"
 		echo "patch $(sha256_of "$SYSCALL_PATCH")"
 		echo "init $(sha256_of "$INIT_SCRIPT")"
@@ -235,30 +209,6 @@ lean_kernel_key() {
 }
 
 # ------------------------------------------------------ Debian packages ----
-
-# Prints the path of PKG=VERSION's .deb in the download cache, fetching it
-# with apt-get download if needed (never installs it).
-fetch_deb() {
-	local pkg=$1 ver=$2 debs=$CACHE/debs dl
-	local deb=$debs/${pkg}_${ver//:/%3a}.deb
-	if [[ ! -s $deb ]]; then
-		mkdir -p "$debs"
-		dl=$(mktemp -d "$debs/.download.XXXXXX")
-		log "downloading $pkg=$ver"
-		(cd "$dl" && apt-get download -q "$pkg=$ver" >&2) ||
-			die "apt-get download $pkg=$ver failed"
-		local got=("$dl"/*.deb)
-		((${#got[@]} == 1)) || die "apt-get download $pkg=$ver left ${#got[@]} files"
-		mv "${got[0]}" "$deb"
-		rmdir "$dl"
-	fi
-	echo "$deb"
-}
-
-extract_deb() {
-	mkdir -p "$2"
-	dpkg-deb -x "$1" "$2"
-}
 
 # ---------------------------------------------------------- lean kernel ----
 
@@ -358,109 +308,8 @@ build_lean_kernel() {
 
 # --------------------------------------------------------------- modules ----
 
-# Module file (relative to lib/modules/<release>/) for a module name, from
-# modules.dep; empty when not built as a module.
-module_path() {
-	local moddir=$1 name=$2
-	awk -F: -v n="$name" '{
-		f = $1; sub(/.*\//, "", f); sub(/\.ko(\.(xz|zst|gz))?$/, "", f)
-		gsub(/-/, "_", f)
-		if (f == n) { print $1; exit }
-	}' "$moddir/modules.dep"
-}
-
-module_deps() {
-	awk -F: -v p="$2" '$1 == p { print $2; exit }' "$1/modules.dep"
-}
-
-# Depth-first over modules.dep: dependencies before dependents.
-declare -A VISITED=()
-declare -a ORDER=()
-visit_module() {
-	local moddir=$1 path=$2 dep
-	[[ -n ${VISITED[$path]:-} ]] && return
-	VISITED[$path]=1
-	for dep in $(module_deps "$moddir" "$path"); do
-		visit_module "$moddir" "$dep"
-	done
-	ORDER+=("$path")
-}
-
-copy_module() {
-	local from=$1 to=$2
-	mkdir -p "$(dirname "$to")"
-	case $from in
-	*.ko.xz) xz -dc "$from" >"$to" ;;
-	*.ko.zst) zstd -qdc "$from" >"$to" ;;
-	*.ko.gz) gzip -dc "$from" >"$to" ;;
-	*) cp "$from" "$to" ;;
-	esac
-}
-
-# stage_modules MODROOT RELEASE ROOT STRICT: copies BOOT_MODULES and
-# EXTRA_MODULES (and their dependencies) from MODROOT/lib/modules/RELEASE
-# into ROOT uncompressed, writes tapvm.load (boot modules in load order)
-# and a fresh modules.dep.  STRICT=1 fails on a missing module.
-stage_modules() {
-	local modroot=$1 release=$2 root=$3 strict=$4
-	local moddir=$modroot/lib/modules/$release dest=$root/lib/modules/$release
-	local name path rel boot_count
-	[[ -f $moddir/modules.dep ]] || depmod -b "$modroot" "$release"
-	VISITED=()
-	ORDER=()
-	for name in "${BOOT_MODULES[@]}" EXTRA "${EXTRA_MODULES[@]}"; do
-		if [[ $name == EXTRA ]]; then
-			boot_count=${#ORDER[@]}
-			continue
-		fi
-		path=$(module_path "$moddir" "$name")
-		if [[ -z $path ]]; then
-			if grep -qE "/$name\.ko" "$moddir/modules.builtin" 2>/dev/null; then
-				log "$release: $name is built in"
-			elif ((strict)); then
-				die "$release: module $name was not built"
-			else
-				log "$release: no module $name (skipped)"
-			fi
-			continue
-		fi
-		visit_module "$moddir" "$path"
-	done
-	mkdir -p "$dest"
-	: >"$dest/tapvm.load"
-	local i=0
-	for path in "${ORDER[@]}"; do
-		rel=${path%.xz}
-		rel=${rel%.zst}
-		rel=${rel%.gz}
-		copy_module "$moddir/$path" "$dest/$rel"
-		((i++ < boot_count)) && echo "$rel" >>"$dest/tapvm.load"
-	done
-	cp "$moddir"/modules.builtin* "$moddir"/modules.order "$dest/" 2>/dev/null || true
-	depmod -b "$root" "$release"
-	log "$release: $boot_count boot modules, $((${#ORDER[@]} - boot_count)) more shipped"
-}
-
 # ------------------------------------------------------------- initramfs ----
 
-BUSYBOX_ROOT=
-unpack_busybox() {
-	local deb
-	deb=$(fetch_deb "$BUSYBOX_PKG" "${PKG_VERSIONS[$BUSYBOX_PKG]}")
-	BUSYBOX_ROOT=$WORK/busybox
-	extract_deb "$deb" "$BUSYBOX_ROOT"
-	[[ -x $BUSYBOX_ROOT/bin/busybox ]] || die "$BUSYBOX_PKG has no bin/busybox"
-}
-
-stage_busybox() {
-	local root=$1 applet
-	install -D -m 0755 "$BUSYBOX_ROOT/bin/busybox" "$root/bin/busybox"
-	for applet in $("$root/bin/busybox" --list-full); do
-		[[ -e $root/$applet || -L $root/$applet ]] && continue
-		mkdir -p "$root/$(dirname "$applet")"
-		ln -s /bin/busybox "$root/$applet"
-	done
-}
 
 # The host's tools and the exact library files ldd resolved, at the same
 # paths (the loader at its PT_INTERP path).
@@ -491,11 +340,6 @@ stage_etc() {
 	install -m 0755 "$INIT_SCRIPT" "$root/init"
 }
 
-make_cpio() {
-	local root=$1 out=$2
-	(cd "$root" && find . -print0 | LC_ALL=C sort -z |
-		cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) >"$out"
-}
 
 # build_initramfs FLAVOUR MODROOT RELEASE STRICT OUT
 build_initramfs() {
@@ -603,7 +447,7 @@ build_image() {
 	TMP_DIRS+=("$WORK")
 	out=$WORK/image
 	mkdir -p "$out"
-	unpack_busybox
+	unpack_busybox "$(fetch_deb "$BUSYBOX_PKG" "${PKG_VERSIONS[$BUSYBOX_PKG]}")" "$WORK/busybox"
 
 	if ((WANT_LEAN)); then
 		build_lean_kernel

@@ -8,19 +8,23 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-# netperf lives in Debian's non-free component; add it as its own sources
-# file so the system's main sources stay untouched.
-nonfree=/etc/apt/sources.list.d/tapvm-bookworm-non-free.sources
+# netperf lives in Debian's non-free component.  Add that component for the
+# machine's own configured Debian sources (same URIs, so mirrors and proxies
+# keep working and no host name lives in this project), as a sources file of
+# its own so the system's files stay untouched.
+nonfree=/etc/apt/sources.list.d/tapvm-non-free.sources
 if [[ ! -f $nonfree ]]; then
-  cat > "$nonfree" <<'SRC'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: non-free
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+  python3 scripts/apt-nonfree-source.py > "$nonfree.tmp"
+  if [[ ! -s $nonfree.tmp ]]; then
+    rm -f "$nonfree.tmp"
+    echo "setup.sh: no Debian bookworm source is configured in /etc/apt; cannot add non-free for netperf" >&2
+    exit 1
+  fi
+  mv "$nonfree.tmp" "$nonfree"
   need_update=1
 fi
+# An earlier version wrote a fixed host name; drop that file.
+rm -f /etc/apt/sources.list.d/tapvm-bookworm-non-free.sources
 
 build_pkgs=(
   build-essential cmake ninja-build pkg-config

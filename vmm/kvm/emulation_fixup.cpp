@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <string_view>
 
 #include "vmm/kvm/kvm_vcpu.h"
@@ -19,6 +20,8 @@ struct Prefixes {
     size_t length = 0;  // legacy prefixes plus REX
     uint8_t rep = 0;    // the last of F2/F3, or 0 (a later one wins, SDM vol. 2A §2.1.1)
     bool operand_size = false;  // 66
+    bool address_size = false;  // 67
+    uint8_t segment = 0;        // the last segment override (2E 36 3E 26 64 65), or 0
     uint8_t rex = 0;    // 0x40-0x4f when it immediately precedes the opcode
 };
 
@@ -40,6 +43,8 @@ Prefixes decode_prefixes(std::span<const uint8_t> bytes, bool code64) {
         if (is_legacy_prefix(b)) {
             if (b == 0xf2 || b == 0xf3) p.rep = b;
             if (b == 0x66) p.operand_size = true;
+            if (b == 0x67) p.address_size = true;
+            if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65) p.segment = b;
             p.rex = 0;  // a REX followed by another prefix is ignored (§2.2.1)
         } else if (code64 && (b & 0xf0) == 0x40) {
             p.rex = b;
@@ -52,7 +57,7 @@ Prefixes decode_prefixes(std::span<const uint8_t> bytes, bool code64) {
 
 // --- The table ----------------------------------------------------------------
 
-enum class Handling { Breakpoint, Wait, Unsupported };
+enum class Handling { Breakpoint, Wait, LoadMxcsr, StoreMxcsr, Unsupported };
 // The mandatory-prefix column of the SDM's opcode tables: NP = none of
 // 66/F2/F3 (with one, the same opcode is another instruction).
 enum class Mandatory { Any, NP, F3 };
@@ -82,6 +87,9 @@ constexpr std::string_view kSyscall =
 constexpr KnownInstruction kInstructions[] = {
     {"int3", {0xcc}, 1, Mandatory::Any, RexW::Any, -1, Mod::Any, Handling::Breakpoint, {}},
     {"fwait", {0x9b}, 1, Mandatory::Any, RexW::Any, -1, Mod::Any, Handling::Wait, {}},
+    // LDMXCSR/STMXCSR m32: 0F AE /2 and /3 (SDM vol. 2A).
+    {"ldmxcsr", {0x0f, 0xae}, 2, Mandatory::NP, RexW::Any, 2, Mod::Memory, Handling::LoadMxcsr, {}},
+    {"stmxcsr", {0x0f, 0xae}, 2, Mandatory::NP, RexW::Any, 3, Mod::Memory, Handling::StoreMxcsr, {}},
     {"xsave", {0x0f, 0xae}, 2, Mandatory::NP, RexW::Any, 4, Mod::Memory, Handling::Unsupported, kNoXsave},
     {"xrstor", {0x0f, 0xae}, 2, Mandatory::NP, RexW::Any, 5, Mod::Memory, Handling::Unsupported, kNoXsave},
     {"xsaveopt", {0x0f, 0xae}, 2, Mandatory::NP, RexW::Any, 6, Mod::Memory, Handling::Unsupported, kNoXsave},
@@ -162,7 +170,72 @@ FixupAction complete_wait(std::span<const uint8_t> bytes, const FixupContext& c,
     return AdvanceRip{length};
 }
 
+constexpr uint64_t kCr0Em = 1u << 2;
+constexpr uint64_t kCr4Osfxsr = 1u << 9;
+
+// LDMXCSR/STMXCSR (SDM vol. 2A): #UD if CR0.EM or not CR4.OSFXSR; #NM if
+// CR0.TS; then the m32 operand.  Only 64-bit code, where the segment bases
+// are flat but FS/GS.
+FixupAction complete_mxcsr(std::span<const uint8_t> bytes, const FixupContext& c, const KnownInstruction& k,
+                           const Prefixes& p, bool load) {
+    if (!c.code64) return StopGuest{stop_message(bytes, c, &k, "only completed in 64-bit code")};
+    if ((c.cr0 & kCr0Em) || !(c.cr4 & kCr4Osfxsr)) return InjectException{kVectorUd, 0};
+    if (c.cr0 & kCr0Ts) return InjectException{kVectorNm, 0};
+    size_t before = p.length + k.opcode_length;
+    auto operand = decode_memory_operand(bytes.subspan(before), p.rex, p.address_size, p.segment, before, c);
+    if (!operand) return StopGuest{stop_message(bytes, c, &k, "operand bytes missing")};
+    return MxcsrAccess{load, operand->linear, static_cast<uint8_t>(before + operand->length)};
+}
+
 }  // namespace
+
+std::optional<MemoryOperand> decode_memory_operand(std::span<const uint8_t> m, uint8_t rex, bool address32,
+                                                   uint8_t segment, size_t bytes_before_modrm,
+                                                   const FixupContext& c) {
+    // SDM vol. 2A §2.1.5 (tables 2-2, 2-3) with REX.B/X extending base and
+    // index (§2.2.1.2); 64-bit mode only.
+    if (m.empty()) return std::nullopt;
+    const uint8_t modrm = m[0], mod = modrm >> 6;
+    uint8_t rm = modrm & 7;
+    if (mod == 3) return std::nullopt;
+    size_t at = 1;
+    uint64_t address = 0;
+    bool rip_relative = false;
+    if (rm == 4) {  // SIB follows
+        if (m.size() < 2) return std::nullopt;
+        const uint8_t sib = m[1];
+        at = 2;
+        const uint8_t scale = sib >> 6, index = ((sib >> 3) & 7) | ((rex & 0x02) ? 8 : 0);
+        const uint8_t base = (sib & 7) | ((rex & 0x01) ? 8 : 0);
+        if (index != 4) address += c.gpr[index] << scale;  // index 100 (without REX.X) = none
+        if ((sib & 7) == 5 && mod == 0) {
+            // no base register, disp32 follows (read below)
+        } else {
+            address += c.gpr[base];
+        }
+    } else if (rm == 5 && mod == 0) {
+        rip_relative = true;  // RIP + disp32
+    } else {
+        address += c.gpr[rm | ((rex & 0x01) ? 8 : 0)];
+    }
+    size_t disp_bytes = mod == 1 ? 1 : (mod == 2 ? 4 : 0);
+    if (mod == 0 && (rip_relative || (rm == 4 && (m[1] & 7) == 5))) disp_bytes = 4;
+    if (m.size() < at + disp_bytes) return std::nullopt;
+    int64_t disp = 0;
+    if (disp_bytes == 1) disp = static_cast<int8_t>(m[at]);
+    if (disp_bytes == 4) {
+        int32_t d32;
+        std::memcpy(&d32, m.data() + at, 4);  // little-endian, as x86 is
+        disp = d32;
+    }
+    at += disp_bytes;
+    if (rip_relative) address = c.rip + bytes_before_modrm + at;
+    address += static_cast<uint64_t>(disp);
+    if (address32) address &= 0xffffffffu;
+    if (segment == 0x64) address += c.fs_base;
+    if (segment == 0x65) address += c.gs_base;
+    return MemoryOperand{address, static_cast<uint8_t>(at)};
+}
 
 FixupAction decide_fixup(std::span<const uint8_t> bytes, const FixupContext& c) {
     bytes = bytes.first(std::min(bytes.size(), kMaxInstructionLength));
@@ -174,6 +247,8 @@ FixupAction decide_fixup(std::span<const uint8_t> bytes, const FixupContext& c) 
     switch (known->handling) {
         case Handling::Breakpoint: return InjectException{kVectorBp, length};  // a trap: RIP moves past it
         case Handling::Wait: return complete_wait(bytes, c, *known, length);
+        case Handling::LoadMxcsr: return complete_mxcsr(bytes, c, *known, prefixes, true);
+        case Handling::StoreMxcsr: return complete_mxcsr(bytes, c, *known, prefixes, false);
         case Handling::Unsupported: break;
     }
     return StopGuest{stop_message(bytes, c, known)};
@@ -203,7 +278,41 @@ uint64_t instruction_linear_address(const kvm_sregs& s, uint64_t rip) {
 }
 
 FixupContext fixup_context(const kvm_regs& regs, const kvm_sregs& sregs, const kvm_fpu& fpu) {
-    return {regs.rip, current_privilege_level(sregs, regs.rflags), is_code64(sregs), sregs.cr0, fpu.fsw};
+    FixupContext c{regs.rip, current_privilege_level(sregs, regs.rflags), is_code64(sregs), sregs.cr0, fpu.fsw};
+    c.cr4 = sregs.cr4;
+    c.gpr = {regs.rax, regs.rcx, regs.rdx, regs.rbx, regs.rsp, regs.rbp, regs.rsi, regs.rdi,
+             regs.r8,  regs.r9,  regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15};
+    c.fs_base = sregs.fs.base;
+    c.gs_base = sregs.gs.base;
+    return c;
+}
+
+namespace {
+// Walks [linear, linear + size) page by page: each page translates on its own.
+template <class Fn>
+bool for_each_page(uint64_t linear, size_t size, const TranslateFn& translate, Fn&& fn) {
+    size_t done = 0;
+    while (done < size) {
+        uint64_t address = linear + done;
+        auto gpa = translate(address);
+        if (!gpa) return false;
+        size_t n = std::min<uint64_t>(size - done, kPageSize - (address % kPageSize));
+        if (!fn(*gpa, done, n)) return false;
+        done += n;
+    }
+    return true;
+}
+}  // namespace
+
+bool read_linear(uint64_t linear, std::span<uint8_t> out, const TranslateFn& translate, const GuestMemory& memory) {
+    return for_each_page(linear, out.size(), translate,
+                         [&](uint64_t gpa, size_t at, size_t n) { return memory.read(gpa, out.subspan(at, n)); });
+}
+
+bool write_linear(uint64_t linear, std::span<const uint8_t> in, const TranslateFn& translate,
+                  const GuestMemory& memory) {
+    return for_each_page(linear, in.size(), translate,
+                         [&](uint64_t gpa, size_t at, size_t n) { return memory.write(gpa, in.subspan(at, n)); });
 }
 
 std::vector<uint8_t> fetch_instruction_bytes(uint64_t linear, const TranslateFn& translate,
@@ -238,7 +347,7 @@ std::optional<std::string> inject_exception(kvm_vcpu_events& events, uint8_t vec
     // KVM_CAP_EXCEPTION_PAYLOAD KVM treats injected and pending alike.
     events.exception.injected = 1;
     events.exception.nr = vector;
-    events.exception.has_error_code = 0;
+    events.exception.has_error_code = vector == kVectorGp;  // #GP(0)
     events.exception.error_code = 0;
     return std::nullopt;
 }
@@ -246,8 +355,8 @@ std::optional<std::string> inject_exception(kvm_vcpu_events& events, uint8_t vec
 namespace {
 
 void log_first_completion(std::string_view what, const FixupContext& c) {
-    static std::atomic<bool> int3_logged{false}, fwait_logged{false};
-    auto& logged = what == "int3" ? int3_logged : fwait_logged;
+    static std::atomic<bool> int3_logged{false}, fwait_logged{false}, mxcsr_logged{false};
+    auto& logged = what == "int3" ? int3_logged : (what == "fwait" ? fwait_logged : mxcsr_logged);
     if (!logged.exchange(true))
         spdlog::info("KVM could not emulate `{}` at RIP {:#x}; tapvm completes it (PLATFORM.md), "
                      "further ones are not logged",
@@ -256,6 +365,37 @@ void log_first_completion(std::string_view what, const FixupContext& c) {
         spdlog::debug("completed `{}` at RIP {:#x}", what, c.rip);
 }
 
+}  // namespace
+
+namespace {
+// Moves MXCSR for `access`; returns what is left to do: advance RIP, inject
+// #GP(0) for reserved bits, or stop when the operand is not in guest RAM.
+FixupAction complete_mxcsr_access(KvmVcpu& vcpu, const MxcsrAccess& access, const GuestMemory& memory,
+                                                 const FixupContext& context) {
+    TranslateFn translate = [&](uint64_t linear) { return vcpu.translate(linear); };
+    auto fpu = vcpu.fpu();
+    std::array<uint8_t, 4> word{};
+    const char* name = access.load ? "ldmxcsr" : "stmxcsr";
+    if (access.load) {
+        if (!read_linear(access.linear, word, translate, memory))
+            return StopGuest{fmt::format("emulation failure at RIP {:#x}: {} operand {:#x} is not mapped to guest RAM "
+                                         "(a page fault tapvm does not inject)",
+                                         context.rip, name, access.linear)};
+        uint32_t value;
+        std::memcpy(&value, word.data(), 4);
+        if (value & ~kMxcsrWritable) return InjectException{kVectorGp, 0};  // SDM: reserved bits -> #GP(0)
+        fpu.mxcsr = value;
+        vcpu.set_fpu(fpu);
+    } else {
+        uint32_t value = fpu.mxcsr;
+        std::memcpy(word.data(), &value, 4);
+        if (!write_linear(access.linear, word, translate, memory))
+            return StopGuest{fmt::format("emulation failure at RIP {:#x}: {} operand {:#x} is not mapped to guest RAM "
+                                         "(a page fault tapvm does not inject)",
+                                         context.rip, name, access.linear)};
+    }
+    return AdvanceRip{access.length};
+}
 }  // namespace
 
 ExitAction complete_emulation_failure(KvmVcpu& vcpu, const InternalErrorExit& exit, const GuestMemory& memory) {
@@ -267,6 +407,11 @@ ExitAction complete_emulation_failure(KvmVcpu& vcpu, const InternalErrorExit& ex
     if (bytes.empty()) bytes = exit.instruction_bytes;  // what KVM's emulator saw, if it said
 
     auto action = decide_fixup(bytes, context);
+    std::string_view what = "fwait";
+    if (auto* mx = std::get_if<MxcsrAccess>(&action)) {
+        what = mx->load ? "ldmxcsr" : "stmxcsr";
+        action = complete_mxcsr_access(vcpu, *mx, memory, context);
+    }
     if (auto* stop = std::get_if<StopGuest>(&action)) return Fatal{stop->message};
 
     uint8_t advance = 0, vector = 0;
@@ -290,7 +435,7 @@ ExitAction complete_emulation_failure(KvmVcpu& vcpu, const InternalErrorExit& ex
     // A completed instruction ends any STI / MOV SS interrupt shadow.
     if (advance) events.interrupt.shadow = 0;
     vcpu.set_events(events);
-    log_first_completion(vector == kVectorBp ? "int3" : "fwait", context);
+    log_first_completion(vector == kVectorBp ? "int3" : what, context);
     return Continue{};
 }
 

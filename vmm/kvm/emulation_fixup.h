@@ -4,8 +4,10 @@
 // emulated, and the emulator fails on some instructions with
 // KVM_EXIT_INTERNAL_ERROR / KVM_INTERNAL_ERROR_EMULATION.  Two of them are
 // simple enough to finish from userspace, and Linux cannot boot without
-// them: `int3` (RIP past it, then #BP injected) and `fwait` (a no-op unless
-// an x87 exception is pending).  Every other one stops the guest with its
+// them: `int3` (RIP past it, then #BP injected), `fwait` (a no-op unless
+// an x87 exception is pending), and `ldmxcsr`/`stmxcsr` m32 (the kernel's
+// kernel_fpu_begin() loads MXCSR from the stack; the operand's address is
+// decoded here and the value moved through KVM_GET_FPU/KVM_SET_FPU).  Every other one stops the guest with its
 // bytes, RIP and CPL and, when it is a known culprit, the kernel parameter
 // that keeps the guest away from it.
 //
@@ -15,8 +17,9 @@
 // On hardware KVM none of these exits happen; the code stays correct there.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -52,11 +55,21 @@ struct StopGuest {
     std::string message;
     bool operator==(const StopGuest&) const = default;
 };
-using FixupAction = std::variant<AdvanceRip, InjectException, StopGuest>;
+// LDMXCSR / STMXCSR m32: move MXCSR from / to the 4 bytes at `linear`, then
+// RIP += length.  A load with reserved bits set raises #GP(0) instead.
+struct MxcsrAccess {
+    bool load = true;
+    uint64_t linear = 0;
+    uint8_t length = 0;
+    bool operator==(const MxcsrAccess&) const = default;
+};
+using FixupAction = std::variant<AdvanceRip, InjectException, StopGuest, MxcsrAccess>;
 
 inline constexpr uint8_t kVectorNm = 7;   // device not available
 inline constexpr uint8_t kVectorBp = 3;   // breakpoint
 inline constexpr uint8_t kVectorMf = 16;  // x87 floating-point error
+inline constexpr uint8_t kVectorGp = 13;  // general protection (error code 0 here)
+inline constexpr uint8_t kVectorUd = 6;   // invalid opcode
 
 // What the decision needs besides the bytes.
 struct FixupContext {
@@ -65,7 +78,27 @@ struct FixupContext {
     bool code64 = true;       // 64-bit code: 0x40-0x4f are REX prefixes
     uint64_t cr0 = 0;         // MP, TS, NE decide what fwait does
     uint16_t fpu_status = 0;  // FSW; ES (bit 7) = an unmasked x87 exception is pending
+    uint64_t cr4 = 0;         // OSFXSR decides whether LDMXCSR/STMXCSR exist
+    // For memory operands (64-bit code): RAX..R15 in encoding order, and the
+    // FS/GS bases a segment-override prefix selects.
+    std::array<uint64_t, 16> gpr{};
+    uint64_t fs_base = 0, gs_base = 0;
 };
+
+// A ModRM memory operand in 64-bit code: its linear address and how many
+// bytes ModRM, SIB and displacement took.
+struct MemoryOperand {
+    uint64_t linear = 0;
+    uint8_t length = 0;
+};
+// `modrm` starts at the ModRM byte; `rex`, `address32` (a 0x67 prefix) and
+// `segment` (0x64 FS, 0x65 GS, else 0) come from the prefixes;
+// `bytes_before_modrm` (prefixes and opcode) places a RIP-relative operand,
+// which counts from the end of the instruction (these have no immediate).
+// nullopt when the bytes end early or ModRM names a register.
+std::optional<MemoryOperand> decode_memory_operand(std::span<const uint8_t> modrm, uint8_t rex, bool address32,
+                                                   uint8_t segment, size_t bytes_before_modrm,
+                                                   const FixupContext& context);
 
 // The decision.  `bytes` start at RIP (up to 15; fewer when the next page
 // did not translate); an empty span stops the guest.
@@ -93,10 +126,19 @@ std::vector<uint8_t> fetch_instruction_bytes(uint64_t linear, const TranslateFn&
 // RIP += length, wrapped to the code size (IP/EIP outside 64-bit code);
 // RFLAGS.RF cleared, as on completion of any instruction.
 void advance_rip(kvm_regs& regs, const kvm_sregs& sregs, uint8_t length);
-// Marks `vector` injected (no error code) in `events`; an error message if
-// an exception is already on its way (tapvm would turn it into a double
-// fault the guest never raised).
+// Marks `vector` injected in `events` (#GP with error code 0, others with
+// none); an error message if an exception is already on its way (tapvm
+// would turn it into a double fault the guest never raised).
 std::optional<std::string> inject_exception(kvm_vcpu_events& events, uint8_t vector);
+
+// MXCSR bits that LDMXCSR may set (SDM vol. 1 §10.2.3: the rest raise #GP).
+inline constexpr uint32_t kMxcsrWritable = 0xffff;
+
+// Up to `out.size()` bytes at a linear address, page by page; false when a
+// page does not translate to guest RAM.
+bool read_linear(uint64_t linear, std::span<uint8_t> out, const TranslateFn& translate, const GuestMemory& memory);
+bool write_linear(uint64_t linear, std::span<const uint8_t> in, const TranslateFn& translate,
+                  const GuestMemory& memory);
 
 // Handles an emulation-failure exit of `vcpu`: Continue once completed,
 // Fatal (the message above) otherwise.  Throws Error for KVM failures.

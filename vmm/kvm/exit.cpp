@@ -1,6 +1,6 @@
 #include "vmm/kvm/exit.h"
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>

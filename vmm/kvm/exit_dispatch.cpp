@@ -1,6 +1,6 @@
 #include "vmm/kvm/exit_dispatch.h"
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 #include <spdlog/spdlog.h>
 
 #include <algorithm>

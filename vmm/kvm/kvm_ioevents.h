@@ -2,7 +2,7 @@
 // MMIO address signals an eventfd inside KVM, with no exit to tapvm.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <vector>
 

@@ -13,7 +13,7 @@
 // routing logic is tested with a recording fake.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstdint>
 #include <map>

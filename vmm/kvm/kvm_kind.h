@@ -8,7 +8,7 @@
 // never from a host name, and it is a pure function over a KvmReport.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstdint>
 #include <optional>

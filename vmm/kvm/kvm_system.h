@@ -3,7 +3,7 @@
 // Everything machine-specific starts from one KvmSystem.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstdint>
 #include <functional>

@@ -2,7 +2,7 @@
 // RAII), KVM_RUN, and typed accessors for the register state tapvm sets.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstdint>
 #include <optional>

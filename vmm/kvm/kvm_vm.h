@@ -2,7 +2,7 @@
 // guest RAM registered as memory slots, and the factory for its vCPUs.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstdint>
 #include <memory>

@@ -10,7 +10,7 @@
 // guest's SIPI gives them their first registers.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstdint>
 #include <optional>

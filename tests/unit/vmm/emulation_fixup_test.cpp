@@ -1,7 +1,7 @@
 // The emulation-failure decision table, byte fetching across pages, and
 // the register/event edits that apply a decision.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <map>
 #include <ostream>
@@ -16,6 +16,9 @@ void PrintTo(const FixupAction& a, std::ostream* os) {
     if (auto* r = std::get_if<AdvanceRip>(&a)) *os << "AdvanceRip{" << int(r->length) << "}";
     if (auto* e = std::get_if<InjectException>(&a)) *os << "InjectException{" << int(e->vector) << ", " << int(e->advance) << "}";
     if (auto* s = std::get_if<StopGuest>(&a)) *os << "StopGuest{" << s->message << "}";
+    if (auto* m = std::get_if<MxcsrAccess>(&a))
+        *os << "MxcsrAccess{" << (m->load ? "load" : "store") << ", 0x" << std::hex << m->linear << std::dec << ", "
+            << int(m->length) << "}";
 }
 
 namespace {
@@ -24,6 +27,7 @@ using Bytes = std::vector<uint8_t>;
 
 FixupAction inject(uint8_t vector, uint8_t advance_by) { return InjectException{vector, advance_by}; }
 FixupAction advance(uint8_t length) { return AdvanceRip{length}; }
+FixupAction mxcsr(bool load, uint64_t linear, uint8_t length) { return MxcsrAccess{load, linear, length}; }
 
 FixupContext kernel_at(uint64_t rip) {
     FixupContext c;
@@ -31,8 +35,11 @@ FixupContext kernel_at(uint64_t rip) {
     c.cpl = 0;
     c.code64 = true;
     c.cr0 = 0x80050033;  // PG WP AM NE ET MP PE: what Linux runs with
+    c.cr4 = 0x3606f0;    // ... OSFXSR OSXMMEXCPT ...: what Linux runs with
     return c;
 }
+
+constexpr int kRsp = 4, kR12 = 12, kRbp = 5, kRax = 0, kR9 = 9;
 
 std::string stop_message(const FixupAction& a) {
     auto* s = std::get_if<StopGuest>(&a);
@@ -260,6 +267,95 @@ TEST(InjectException, RefusesToStackOnAPendingOne) {
     EXPECT_EQ(e.exception.nr, 14) << "left as it was";
 }
 
+
+// --- LDMXCSR / STMXCSR m32 (what the 6.1 kernel's kernel_fpu_begin runs) ---------
+
+TEST(DecideFixup, LdmxcsrFromTheStackAsPlatformMdSawIt) {
+    auto c = kernel_at(0xffffffff8103dede);
+    c.gpr[kRsp] = 0xffffc90000013e40;
+    // 0f ae 54 24 04: ldmxcsr [rsp+4] (ModRM 54: mod 01 reg 2 rm 100 -> SIB 24, disp8)
+    EXPECT_EQ(decide_fixup(Bytes{0x0f, 0xae, 0x54, 0x24, 0x04, 0x90}, c),
+              mxcsr(true, 0xffffc90000013e44, 5));
+}
+
+TEST(DecideFixup, StmxcsrWithANegativeDisplacement) {
+    auto c = kernel_at(0x1000);
+    c.gpr[kRbp] = 0x8000;
+    // 0f ae 5d fc: stmxcsr [rbp-4]
+    EXPECT_EQ(decide_fixup(Bytes{0x0f, 0xae, 0x5d, 0xfc}, c), mxcsr(false, 0x7ffc, 4));
+}
+
+TEST(DecideFixup, MxcsrOperandAddressingForms) {
+    auto c = kernel_at(0xffffffff81000000);
+    c.gpr[kRax] = 0x100;
+    c.gpr[kR12] = 0x2000;
+    c.gpr[kR9] = 0x30;
+    c.gs_base = 0xffff888000000000;
+    // [rip + 0x10]: counted from the end of the 7-byte instruction
+    EXPECT_EQ(decide_fixup(Bytes{0x0f, 0xae, 0x15, 0x10, 0x00, 0x00, 0x00}, c),
+              mxcsr(true, 0xffffffff81000017, 7));
+    // REX.B: [r12] needs a SIB (rm 100), base 100 + REX.B = r12
+    EXPECT_EQ(decide_fixup(Bytes{0x41, 0x0f, 0xae, 0x14, 0x24}, c), mxcsr(true, 0x2000, 5));
+    // [rax + r9*8 + 0x20]: REX.X extends the index
+    EXPECT_EQ(decide_fixup(Bytes{0x42, 0x0f, 0xae, 0x54, 0xc8, 0x20}, c), mxcsr(true, 0x100 + 0x30 * 8 + 0x20, 6));
+    // gs:[disp32] with no base and no index (SIB 25)
+    EXPECT_EQ(decide_fixup(Bytes{0x65, 0x0f, 0xae, 0x1c, 0x25, 0x40, 0x00, 0x00, 0x00}, c),
+              mxcsr(false, 0xffff888000000040, 9));
+    // [rax] with mod 10 disp32
+    EXPECT_EQ(decide_fixup(Bytes{0x0f, 0xae, 0x90, 0x00, 0x01, 0x00, 0x00}, c), mxcsr(true, 0x200, 7));
+    // a 0x67 prefix truncates the address to 32 bits
+    c.gpr[kRax] = 0x1'0000'0100;
+    EXPECT_EQ(decide_fixup(Bytes{0x67, 0x0f, 0xae, 0x10}, c), mxcsr(true, 0x100, 4));
+}
+
+TEST(DecideFixup, MxcsrFaultsAsTheInstructionWould) {
+    auto c = kernel_at(0);
+    c.gpr[kRsp] = 0x1000;
+    const Bytes ld{0x0f, 0xae, 0x14, 0x24};
+    auto ts = c;
+    ts.cr0 |= 1u << 3;
+    EXPECT_EQ(decide_fixup(ld, ts), inject(kVectorNm, 0));
+    auto no_osfxsr = c;
+    no_osfxsr.cr4 &= ~uint64_t{1u << 9};
+    EXPECT_EQ(decide_fixup(ld, no_osfxsr), inject(kVectorUd, 0));
+    auto em = c;
+    em.cr0 |= 1u << 2;
+    EXPECT_EQ(decide_fixup(ld, em), inject(kVectorUd, 0));
+}
+
+TEST(DecideFixup, MxcsrLookalikesAndTruncatedOperandsAreNotCompleted) {
+    auto c = kernel_at(0);
+    // 0f ae /2 with mod 11 is no memory operand (F3: wrfsbase); without the
+    // F3 it is nothing tapvm completes.
+    EXPECT_TRUE(std::holds_alternative<StopGuest>(decide_fixup(Bytes{0x0f, 0xae, 0xd0}, c)));
+    EXPECT_TRUE(std::holds_alternative<StopGuest>(decide_fixup(Bytes{0xf3, 0x0f, 0xae, 0xd0}, c)));
+    // 66 0f ae /2 is not ldmxcsr (mandatory prefix: none)
+    EXPECT_FALSE(std::holds_alternative<MxcsrAccess>(decide_fixup(Bytes{0x66, 0x0f, 0xae, 0x14, 0x24}, c)));
+    // disp32 cut short by an unmapped page
+    EXPECT_TRUE(std::holds_alternative<StopGuest>(decide_fixup(Bytes{0x0f, 0xae, 0x15, 0x10, 0x00}, c)));
+    // outside 64-bit code it is reported, not guessed at
+    auto c32 = c;
+    c32.code64 = false;
+    EXPECT_TRUE(std::holds_alternative<StopGuest>(decide_fixup(Bytes{0x0f, 0xae, 0x14, 0x24}, c32)));
+}
+
+TEST(DecideFixup, ExistingMatchesAreUnchangedByTheMxcsrRows) {
+    // xsave [rax] and xrstor [rax] still name their remedy
+    EXPECT_NE(stop_message(decide_fixup(Bytes{0x0f, 0xae, 0x20}, kernel_at(0))).find("noxsave"), std::string::npos);
+    EXPECT_NE(stop_message(decide_fixup(Bytes{0x0f, 0xae, 0x28}, kernel_at(0))).find("noxsave"), std::string::npos);
+}
+
+TEST(InjectException, GeneralProtectionCarriesErrorCodeZero) {
+    kvm_vcpu_events e{};
+    ASSERT_FALSE(inject_exception(e, kVectorGp));
+    EXPECT_EQ(e.exception.nr, kVectorGp);
+    EXPECT_EQ(e.exception.has_error_code, 1);
+    EXPECT_EQ(e.exception.error_code, 0u);
+    kvm_vcpu_events bp{};
+    ASSERT_FALSE(inject_exception(bp, kVectorBp));
+    EXPECT_EQ(bp.exception.has_error_code, 0);
+}
+
 // --- Fetching across pages --------------------------------------------------------
 
 class FetchBytes : public ::testing::Test {
@@ -310,6 +406,21 @@ TEST_F(FetchBytes, StopsWhereGuestRamEnds) {
 
 TEST_F(FetchBytes, NothingWhenRipDoesNotTranslate) {
     EXPECT_TRUE(fetch_instruction_bytes(0x123456, translate, memory).empty());
+}
+
+TEST_F(FetchBytes, OperandReadAndWrittenAcrossAPageBoundary) {
+    page_table[0x400000] = 0x5000;
+    page_table[0x401000] = 0x2000;
+    std::array<uint8_t, 4> word{};
+    ASSERT_TRUE(read_linear(0x400ffe, word, translate, memory));
+    EXPECT_EQ(word[1], at(0x5fff));
+    EXPECT_EQ(word[2], at(0x2000));
+    const std::array<uint8_t, 4> value{0x80, 0x1f, 0x00, 0x00};  // MXCSR 0x1f80
+    ASSERT_TRUE(write_linear(0x400ffe, value, translate, memory));
+    EXPECT_EQ(memory.read_obj<uint8_t>(0x5ffe), 0x80);
+    EXPECT_EQ(memory.read_obj<uint8_t>(0x2000), 0x00);
+    EXPECT_EQ(memory.read_obj<uint8_t>(0x2001), 0x00);
+    EXPECT_FALSE(read_linear(0x401ffe, word, translate, memory)) << "second page unmapped";
 }
 
 }  // namespace

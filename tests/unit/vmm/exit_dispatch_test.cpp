@@ -1,6 +1,6 @@
 // dispatch_exit over fake exits and recording bus devices.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>

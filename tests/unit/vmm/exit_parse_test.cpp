@@ -1,7 +1,7 @@
 // parse_exit over hand-filled kvm_run areas: every exit kind tapvm handles,
 // and the checks that keep a bad offset or size from becoming a bad span.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstring>
 #include <vector>

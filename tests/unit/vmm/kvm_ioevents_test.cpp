@@ -1,7 +1,7 @@
 // KVM_IOEVENTFD requests built from IoEventSpecs, and the registry's
 // all-or-nothing add and complete remove, against a recording VM.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <vector>
 

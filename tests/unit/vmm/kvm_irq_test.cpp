@@ -2,7 +2,7 @@
 // MSI GSI allocation and reuse, route updates, irqfd binding, and that an
 // eventfd write is all a trigger does.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 #include <unistd.h>
 
 #include <map>

@@ -2,7 +2,7 @@
 // see and the capability policy.  Opening a real /dev/kvm is covered by
 // kvm_smoke_test.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cerrno>
 #include <set>

@@ -2,7 +2,7 @@
 // table, boot MSRs and FPU, LAPIC LINT modes, and the long-mode entry state
 // converted into kvm_sregs/kvm_regs.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/uapi/kvm.h"
 
 #include <cstring>
 #include <map>
