@@ -49,12 +49,47 @@ TEST_F(Boot, TwoCpusAndMemoryAbove4G) {
     expect_all_pass(run);
 }
 
+TEST_F(Boot, FourCpus) {
+    auto run = boot_selftest(4, "1G", 1024);
+    report(run, "lean kernel, 4 vCPUs, 1G");
+    EXPECT_EQ(run.exit_status, 0) << run.errors;
+    expect_all_pass(run);
+}
+
 TEST_F(Boot, GuestPanicIsANonZeroExit) {
     auto run = run_tapvm({{"--kernel", image.lean_kernel, "--initramfs", image.lean_initramfs,
                            "--cmdline", test_cmdline("tapvm.run=panic")}});
     report(run, "lean kernel, panic");
-    EXPECT_NE(run.exit_status, 0);
+    EXPECT_EQ(run.exit_status, 1) << "a guest crash is exit status 1";
+    EXPECT_TRUE(run.has_mark("init-start"));
+    // One error line names the reason (pvpanic).
+    EXPECT_EQ(occurrences(run.errors, "tapvm: error:"), 1) << run.errors;
     EXPECT_NE(run.errors.find("panic"), std::string::npos) << run.errors;
+}
+
+TEST_F(Boot, RebootWithOnRebootExitIsAZeroExit) {
+    auto run = run_tapvm({{"--kernel", image.lean_kernel, "--initramfs", image.lean_initramfs, "--on-reboot",
+                           "exit", "--cmdline", test_cmdline("tapvm.run=none tapvm.halt=reboot")}});
+    report(run, "lean kernel, reboot, --on-reboot exit");
+    EXPECT_EQ(run.exit_status, 0) << run.errors;
+    EXPECT_EQ(occurrences(run.console, "TAPVM-MARK init-start"), 1);
+    EXPECT_NE(run.errors.find("guest reset the machine"), std::string::npos) << run.errors;
+}
+
+// The guest reboots each time it comes up: tapvm starts it again, and a
+// SIGTERM during the third boot stops it in order (status 0).
+TEST_F(Boot, RebootWithOnRebootRestartBootsAgainUntilStopped) {
+    RunOptions opt;
+    opt.args = {"--kernel", image.lean_kernel, "--initramfs", image.lean_initramfs, "--on-reboot", "restart",
+                "--cmdline", test_cmdline("tapvm.run=none tapvm.halt=reboot")};
+    opt.stop_at = "TAPVM-MARK init-start";
+    opt.stop_at_count = 3;
+    auto run = run_tapvm(opt);
+    report(run, "lean kernel, reboot, --on-reboot restart");
+    EXPECT_TRUE(run.stopped_at_marker) << "the guest did not come up three times";
+    EXPECT_GE(occurrences(run.errors, "starting it again (--on-reboot restart)"), 2) << run.errors;
+    EXPECT_EQ(run.exit_status, 0) << "SIGTERM is an orderly stop: " << run.errors;
+    EXPECT_NE(run.errors.find("stopped by"), std::string::npos) << run.errors;
 }
 
 TEST_F(Boot, StockDebianKernelReachesInit) {

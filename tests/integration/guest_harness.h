@@ -95,15 +95,24 @@ struct GuestRun {
 struct RunOptions {
     std::vector<std::string> args;             // program arguments
     std::optional<std::string> netns;          // run inside this namespace
-    std::optional<std::string> stop_at;        // kill tapvm once this console text appears
+    std::optional<std::string> stop_at;        // signal tapvm once this console text appears
+    int stop_at_count = 1;                     // ... this many times
+    int stop_signal = SIGTERM;                 // ... with this signal
     std::function<void(const std::string&)> on_line;  // called per console line
     // Liveness, not speed: a guest silent for this long is stuck; it is
     // killed and the run says so (GuestRun::watchdog_fired).  0: never.
-    int silence_limit_seconds = 0;
+    int silence_limit_seconds = 600;
     std::string program;                       // empty: the tapvm binary
+    int stdin_fd = -1;                         // tapvm's stdin (default /dev/null)
 };
 
 inline std::string tapvm_binary() { return TAPVM_BINARY; }
+
+inline int occurrences(const std::string& text, const std::string& what) {
+    int n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+    return n;
+}
 
 inline GuestRun run_tapvm(const RunOptions& opt) {
     std::vector<std::string> argv;
@@ -118,8 +127,8 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
     if (pid == 0) {
         ::dup2(out[1], 1);
         ::dup2(err[1], 2);
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
+        int in = opt.stdin_fd >= 0 ? opt.stdin_fd : ::open("/dev/null", O_RDONLY);
+        ::dup2(in, 0);
         std::vector<char*> cargv;
         for (auto& a : argv) cargv.push_back(a.data());
         cargv.push_back(nullptr);
@@ -131,6 +140,7 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
 
     GuestRun run;
     std::string pending;
+    int stop_hits = 0;
     bool out_open = true, err_open = true;
     auto elapsed = [&] {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -187,11 +197,14 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
                     auto pos = line.find("TAPVM-");
                     handle_line(pos == std::string::npos ? line : line.substr(pos));
                     pending.erase(0, nl + 1);
-                }
-                if (opt.stop_at && !run.stopped_at_marker &&
-                    run.console.find(*opt.stop_at) != std::string::npos) {
-                    run.stopped_at_marker = true;
-                    ::kill(pid, SIGTERM);
+                    // Whole lines only, after on_line has seen them: a
+                    // signal sent on half a line would reach tapvm before
+                    // on_line looked at the machine it describes.
+                    if (opt.stop_at && line.find(*opt.stop_at) != std::string::npos) ++stop_hits;
+                    if (opt.stop_at && !run.stopped_at_marker && stop_hits >= opt.stop_at_count) {
+                        run.stopped_at_marker = true;
+                        ::kill(pid, opt.stop_signal);
+                    }
                 }
             }
         }

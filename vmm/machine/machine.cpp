@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -325,15 +326,23 @@ int exit_status(const MachineExit& exit) {
     return 1;
 }
 
-int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled) {
+void Machine::request_stop(std::string reason) { parts_->latch.stop(MachineExit::Kind::kQuit, std::move(reason)); }
+
+int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled, StopSignals* signals) {
     for (bool first = true;; first = false) {
         MachineExit exit;
         {
             Machine machine(config);
             if (first && on_assembled) on_assembled();
+            if (signals)
+                signals->on_stop([&machine](int sig) {
+                    machine.request_stop(std::string("stopped by ") + ::strsignal(sig));
+                });
             exit = machine.run();
+            if (signals) signals->on_stop({});
         }
-        if (exit.kind == MachineExit::Kind::kReboot && config.on_reboot == RebootAction::kRestart) {
+        if (exit.kind == MachineExit::Kind::kReboot && config.on_reboot == RebootAction::kRestart &&
+            !(signals && signals->received())) {
             spdlog::info("guest rebooted: starting it again (--on-reboot restart)");
             continue;
         }

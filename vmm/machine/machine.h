@@ -9,6 +9,7 @@
 #include <string>
 
 #include "vmm/machine/machine_config.h"
+#include "vmm/machine/stop_signals.h"
 
 namespace tapvm {
 
@@ -29,6 +30,8 @@ public:
 
     // Runs the guest until it powers off, reboots, crashes, or the user quits.
     MachineExit run();
+    // From any thread: stop as if the user quit (run() returns kQuit).
+    void request_stop(std::string reason);
 
 private:
     struct Parts;
@@ -38,7 +41,10 @@ private:
 // Builds and runs machines (again after a reboot with --on-reboot restart);
 // returns the process exit status.  `on_assembled` runs once the first
 // machine is fully assembled, i.e. once no usage error can happen any more.
-int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled = {});
+// With `signals`, SIGINT/SIGTERM/SIGHUP stop the running machine in order
+// (exit status 0, no restart).
+int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled = {},
+                StopSignals* signals = nullptr);
 
 // Exit status for a stop: 0 for power-off, reboot and user quit, 1 otherwise.
 int exit_status(const MachineExit& exit);

@@ -1,7 +1,8 @@
 // tapvm's entry point: parse the command line, assemble a machine, run it.
 //
-// Exit status: 0 guest powered off or rebooted; 1 guest crash or VMM
-// failure; 2 usage error (one line on stderr, before any guest starts).
+// Exit status: 0 guest powered off or rebooted, or tapvm stopped by SIGINT,
+// SIGTERM or SIGHUP (in order: taps and terminal restored); 1 guest crash or
+// VMM failure; 2 usage error (one line on stderr, before any guest starts).
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -64,7 +65,9 @@ int main(int argc, char** argv) {
     };
 
     try {
-        return tapvm::run_machine(config, release);
+        // Before any thread exists, so that every thread blocks them.
+        tapvm::StopSignals stop_signals;
+        return tapvm::run_machine(config, release, &stop_signals);
     } catch (const tapvm::UsageError& e) {
         std::fprintf(stderr, "tapvm: %s\n", e.what());
         return 2;
