@@ -37,27 +37,15 @@ image=$(bash "$root/scripts/build-guest-image.sh" --print-dir | tail -1)
 
 ns=tapvm-bench-$$
 work=$(mktemp -d)
+# shellcheck source=lib/net-peer.sh
+source "$root/scripts/lib/net-peer.sh"
 cleanup() {
-  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-  ip netns del "$ns" 2>/dev/null || true
+  net_peer_down "$ns"
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-peer_up() {
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
-  ip -n "$ns" addr add 10.0.2.1/24 dev tap0
-  ip -n "$ns" link set tap0 up
-  ip netns exec "$ns" iperf3 -s -D
-  ip netns exec "$ns" netserver >/dev/null 2>&1
-}
-peer_down() {
-  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-  sleep 0.5
-  ip netns del "$ns" 2>/dev/null || true
-}
+peer_up() { net_peer_up "$ns"; }
+peer_down() { net_peer_down "$ns"; }
 
 # boot NAME tap|vhost-user BACKEND_NET_OPTIONS [ROLE]: one guest run; writes
 # $work/NAME.console and, for tapvm, $work/NAME.cpu (device CPU seconds).

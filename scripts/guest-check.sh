@@ -29,21 +29,15 @@ done
 
 ns=tapvm-check-$$
 log=$(mktemp /tmp/tapvm-check.XXXXXX)
+# shellcheck source=lib/net-peer.sh
+source scripts/lib/net-peer.sh
 cleanup() {
-	ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
-	ip netns del "$ns" 2>/dev/null
+	net_peer_down "$ns"
 	rm -f "$log"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip -n "$ns" tuntap add dev tap0 mode tap vnet_hdr
-ip -n "$ns" addr add 10.0.2.1/24 dev tap0
-ip -n "$ns" link set tap0 up
-ip netns exec "$ns" iperf3 -s -D
-ip netns exec "$ns" netserver -p 12865 >/dev/null 2>&1
+net_peer_up "$ns"
 
 start=$(date +%s.%N)
 ip netns exec "$ns" build/tapvm \

@@ -23,30 +23,21 @@ extern const size_t uapi_raw_cxx_sizeof_kvm_cpuid2;
 
 namespace {
 
-#define CXX_IOCTL(name) {#name, static_cast<unsigned long>(name)}
+#define UAPI_IOCTL(name) {#name, static_cast<unsigned long>(name)},
+#define UAPI_LAYOUT(type, member)
 const std::map<std::string, unsigned long> kCxxIoctls = {
-    CXX_IOCTL(KVM_GET_API_VERSION), CXX_IOCTL(KVM_CREATE_VM), CXX_IOCTL(KVM_CHECK_EXTENSION),
-    CXX_IOCTL(KVM_GET_VCPU_MMAP_SIZE), CXX_IOCTL(KVM_GET_SUPPORTED_CPUID), CXX_IOCTL(KVM_GET_MSR_INDEX_LIST),
-    CXX_IOCTL(KVM_CREATE_VCPU), CXX_IOCTL(KVM_SET_USER_MEMORY_REGION), CXX_IOCTL(KVM_SET_TSS_ADDR),
-    CXX_IOCTL(KVM_SET_IDENTITY_MAP_ADDR), CXX_IOCTL(KVM_CREATE_IRQCHIP), CXX_IOCTL(KVM_CREATE_PIT2),
-    CXX_IOCTL(KVM_IRQ_LINE), CXX_IOCTL(KVM_SET_GSI_ROUTING), CXX_IOCTL(KVM_IRQFD), CXX_IOCTL(KVM_IOEVENTFD),
-    CXX_IOCTL(KVM_RUN), CXX_IOCTL(KVM_GET_REGS), CXX_IOCTL(KVM_SET_REGS), CXX_IOCTL(KVM_GET_SREGS),
-    CXX_IOCTL(KVM_SET_SREGS), CXX_IOCTL(KVM_TRANSLATE), CXX_IOCTL(KVM_GET_MSRS), CXX_IOCTL(KVM_SET_MSRS),
-    CXX_IOCTL(KVM_SET_CPUID2), CXX_IOCTL(KVM_GET_CPUID2), CXX_IOCTL(KVM_SET_SIGNAL_MASK), CXX_IOCTL(KVM_GET_FPU),
-    CXX_IOCTL(KVM_SET_FPU), CXX_IOCTL(KVM_GET_LAPIC), CXX_IOCTL(KVM_SET_LAPIC), CXX_IOCTL(KVM_GET_MP_STATE),
-    CXX_IOCTL(KVM_SET_MP_STATE), CXX_IOCTL(KVM_GET_VCPU_EVENTS), CXX_IOCTL(KVM_SET_VCPU_EVENTS),
-    CXX_IOCTL(KVM_GET_XSAVE), CXX_IOCTL(KVM_SET_XSAVE), CXX_IOCTL(KVM_GET_REG_LIST),
-    CXX_IOCTL(KVM_SET_PMU_EVENT_FILTER), CXX_IOCTL(KVM_SET_GUEST_DEBUG),
+#include "uapi_abi_list.h"
 };
+#undef UAPI_IOCTL
+#undef UAPI_LAYOUT
 
-#define CXX_LAYOUT(type, member) {#type, {sizeof(type), offsetof(type, member)}}
+#define UAPI_IOCTL(name)
+#define UAPI_LAYOUT(type, member) {#type, {sizeof(type), offsetof(type, member)}},
 const std::map<std::string, std::pair<size_t, size_t>> kCxxLayouts = {
-    CXX_LAYOUT(kvm_cpuid2, entries), CXX_LAYOUT(kvm_cpuid, entries), CXX_LAYOUT(kvm_msrs, entries),
-    CXX_LAYOUT(kvm_msr_list, indices), CXX_LAYOUT(kvm_irq_routing, entries),
-    CXX_LAYOUT(kvm_signal_mask, sigset), CXX_LAYOUT(kvm_reg_list, reg),
-    CXX_LAYOUT(kvm_coalesced_mmio_ring, coalesced_mmio), CXX_LAYOUT(kvm_xsave, extra),
-    CXX_LAYOUT(kvm_pmu_event_filter, events),
+#include "uapi_abi_list.h"
 };
+#undef UAPI_IOCTL
+#undef UAPI_LAYOUT
 
 unsigned long c_ioctl(const std::string& name) {
     for (unsigned i = 0; i < uapi_c_ioctl_count; ++i)
