@@ -11,6 +11,10 @@
 #
 # Usage: scripts/nested-kvm.sh [options] [--] COMMAND [ARG...]
 #   --rw DIR          make DIR (created if missing) writable inside; repeatable
+#   --ro DIR          make DIR visible read-only where the host's root is not
+#                     (under /tmp, /run, /var/tmp, which are private inside);
+#                     the current folder and $TAPVM_GUEST_DIR get this
+#                     automatically; repeatable
 #   --cpus N          outer vCPUs (default 2)
 #   --memory SIZE     outer RAM, QEMU syntax (default 6G)
 #   --timeout SECS    hard limit for the whole outer session (default 1800);
@@ -59,6 +63,7 @@ CONSOLE_FILE=
 IMAGE_ONLY=0
 QUIET=0
 RW_DIRS=()
+RO_DIRS=()
 PASS_ENV=()
 
 usage_error() {
@@ -71,6 +76,7 @@ parse_args() {
 	while (($#)); do
 		case $1 in
 		--rw) (($# >= 2)) || usage_error "--rw needs a folder"; RW_DIRS+=("$2"); shift ;;
+		--ro) (($# >= 2)) && [[ -d $2 ]] || usage_error "--ro needs an existing folder"; RO_DIRS+=("$2"); shift ;;
 		--cpus) (($# >= 2)) && [[ $2 =~ ^[1-8]$ ]] || usage_error "--cpus takes 1..8"; CPUS=$2; shift ;;
 		--memory) (($# >= 2)) && [[ $2 =~ ^[0-9]+[MG]$ ]] || usage_error "--memory takes e.g. 4G or 3072M"; MEMORY=$2; shift ;;
 		--timeout) (($# >= 2)) && [[ $2 =~ ^[0-9]+$ ]] && (($2 > 0)) || usage_error "--timeout takes seconds"; TIMEOUT=$2; shift ;;
@@ -233,6 +239,14 @@ share() {
 		-device "vhost-user-fs-pci,queue-size=1024,chardev=$tag,tag=$tag")
 }
 
+# Paths that the outer guest replaces with private tmpfs folders.
+is_private() {
+	case $1/ in
+	/tmp/* | /run/* | /var/tmp/* | /dev/shm/*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
 wait_for_sockets() {
 	local tag tries=0
 	for tag in "$@"; do
@@ -257,10 +271,29 @@ run_in_rig() {
 		mkdir -p "$path"
 		path=$(readlink -f "$path")
 		tag=rw$((i++))
-		echo "$tag $path" >>"$run/mounts"
+		echo "$tag rw $path" >>"$run/mounts"
 		share "$tag" "$path"
 		tags+=("$tag")
 	done
+	# Folders the command needs that the private /tmp, /run, /var/tmp would
+	# hide: the caller's folder (a clone in /tmp), the guest image.
+	local ro=("${RO_DIRS[@]}") dir
+	ro+=("$PWD")
+	[[ -n ${TAPVM_GUEST_DIR:-} && -d $TAPVM_GUEST_DIR ]] && ro+=("$TAPVM_GUEST_DIR")
+	for path in "${ro[@]}"; do
+		path=$(readlink -f "$path")
+		is_private "$path" || continue
+		for dir in "${RW_DIRS[@]}"; do
+			[[ $path == "$(readlink -f "$dir")"* ]] && continue 2
+		done
+		tag=ro$((i++))
+		echo "$tag ro $path" >>"$run/mounts"
+		share "$tag" "$path"
+		tags+=("$tag")
+	done
+	# Parents before children, so no mount hides another.
+	awk '{ print length($3), $0 }' "$run/mounts" | sort -n | cut -d' ' -f2- >"$run/mounts.sorted"
+	mv "$run/mounts.sorted" "$run/mounts"
 	wait_for_sockets "${tags[@]}"
 	# timeout(1) is the hard limit: 124 when it fired.
 	qemu=(timeout --kill-after=10 "$TIMEOUT")

@@ -80,6 +80,8 @@ constexpr std::string_view kNoXsave = "boot the guest kernel with `noxsave`";
 constexpr std::string_view kNoCx16 = "boot the guest kernel with `clearcpuid=cx16`";
 constexpr std::string_view kNoPopcnt = "boot the guest kernel with `clearcpuid=popcnt`";
 constexpr std::string_view kNoSmap = "boot the guest kernel with `clearcpuid=smap`";
+constexpr std::string_view kNoSsse3 =
+    "SIMD code in the guest kernel (the stock kernel's blake2s) — boot it with `clearcpuid=ssse3`";
 constexpr std::string_view kSyscall =
     "this KVM cannot run `syscall`; the guest kernel needs the entry_SYSCALL_64 page-fault patch";
 
@@ -103,6 +105,9 @@ constexpr KnownInstruction kInstructions[] = {
     {"popcnt", {0x0f, 0xb8}, 2, Mandatory::F3, RexW::Any, -1, Mod::Any, Handling::Unsupported, kNoPopcnt},
     {"clac", {0x0f, 0x01, 0xca}, 3, Mandatory::NP, RexW::Any, -1, Mod::Any, Handling::Unsupported, kNoSmap},
     {"stac", {0x0f, 0x01, 0xcb}, 3, Mandatory::NP, RexW::Any, -1, Mod::Any, Handling::Unsupported, kNoSmap},
+    // MOVD/MOVQ xmm, r/m32/64 (66 0F 6E /r): what blake2s_compress_ssse3
+    // runs first that KVM's emulator has no case for.
+    {"movd/movq to xmm", {0x0f, 0x6e}, 2, Mandatory::Any, RexW::Any, -1, Mod::Any, Handling::Unsupported, kNoSsse3},
     {"syscall", {0x0f, 0x05}, 2, Mandatory::Any, RexW::Any, -1, Mod::Any, Handling::Unsupported, kSyscall},
 };
 

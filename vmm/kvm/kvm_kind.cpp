@@ -67,8 +67,11 @@ std::vector<std::string> guest_kernel_params(KvmKind kind) {
         // xsave/xrstor fail to emulate; the kernel falls back to fxsave.
         "noxsave",
         // cx16: SLUB's `lock cmpxchg16b`; smap: clac/stac once patched in;
-        // popcnt: `popcnt` in bitmap code.  All fail to emulate.
-        "clearcpuid=cx16,smap,popcnt",
+        // popcnt: `popcnt` in bitmap code; ssse3: the stock kernel's RNG
+        // mixes with blake2s_compress_ssse3, whose `movd %ecx,%xmm15`
+        // (66 44 0f 6e f9) fails to emulate (seen after ldmxcsr was
+        // completed).  All fail to emulate.
+        "clearcpuid=cx16,smap,popcnt,ssse3",
         // Most boot-time self-patching (alternatives, retpolines, return
         // thunks: ~190 s emulated) and the per-entry mitigation cost.
         "mitigations=off",

@@ -90,6 +90,7 @@ TEST(DecideFixup, KnownFailuresNameInstructionAndRemedy) {
         {{0x0f, 0xae, 0x37}, "(xsaveopt)", "noxsave"},
         {{0x48, 0x0f, 0xc7, 0x1f}, "(xrstors)", "noxsave"},
         {{0x0f, 0x01, 0xd1}, "(xsetbv)", "noxsave"},
+        {{0x66, 0x44, 0x0f, 0x6e, 0xf9}, "(movd/movq to xmm)", "clearcpuid=ssse3"},  // the stock kernel, PVM
         {{0xf0, 0x48, 0x0f, 0xc7, 0x0f}, "(cmpxchg16b)", "clearcpuid=cx16"},  // lock cmpxchg16b [rdi]
         {{0xf3, 0x48, 0x0f, 0xb8, 0xc7}, "(popcnt)", "clearcpuid=popcnt"},     // popcnt rax, rdi
         {{0x0f, 0x05}, "(syscall)", "entry_SYSCALL_64"},
