@@ -135,7 +135,7 @@ TEST_F(NetResilience, TapDownUpAndDeleted) {
 // "tcp-segmentation-offload: on" from the host's view of the tap: what
 // TUNSETOFFLOAD last set (the tap accepts TSO frames for the guest).
 bool tap_tso_on(const HostPeer& peer, const std::string& tap = "tap0") {
-    return peer.netns().exec("sh -c 'ethtool -k " + tap + " | grep -q \"^tcp-segmentation-offload: on\"'") == 0;
+    return peer.netns().exec("timeout 60 sh -c 'ethtool -k " + tap + " | grep -q \"^tcp-segmentation-offload: on\"'") == 0;
 }
 
 // The guest drives the control queue; each step shows outside the guest.
