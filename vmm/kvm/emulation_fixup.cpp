@@ -205,26 +205,22 @@ std::optional<MemoryOperand> decode_memory_operand(std::span<const uint8_t> m, u
     if (mod == 3) return std::nullopt;
     size_t at = 1;
     uint64_t address = 0;
-    bool rip_relative = false;
+    // mod 00 with rm 101 (RIP-relative) or SIB base 101 (no base): disp32.
+    bool rip_relative = false, disp32_alone = false;
     if (rm == 4) {  // SIB follows
         if (m.size() < 2) return std::nullopt;
         const uint8_t sib = m[1];
         at = 2;
         const uint8_t scale = sib >> 6, index = ((sib >> 3) & 7) | ((rex & 0x02) ? 8 : 0);
-        const uint8_t base = (sib & 7) | ((rex & 0x01) ? 8 : 0);
         if (index != 4) address += c.gpr[index] << scale;  // index 100 (without REX.X) = none
-        if ((sib & 7) == 5 && mod == 0) {
-            // no base register, disp32 follows (read below)
-        } else {
-            address += c.gpr[base];
-        }
+        disp32_alone = mod == 0 && (sib & 7) == 5;
+        if (!disp32_alone) address += c.gpr[(sib & 7) | ((rex & 0x01) ? 8 : 0)];
     } else if (rm == 5 && mod == 0) {
-        rip_relative = true;  // RIP + disp32
+        rip_relative = true;
     } else {
         address += c.gpr[rm | ((rex & 0x01) ? 8 : 0)];
     }
-    size_t disp_bytes = mod == 1 ? 1 : (mod == 2 ? 4 : 0);
-    if (mod == 0 && (rip_relative || (rm == 4 && (m[1] & 7) == 5))) disp_bytes = 4;
+    size_t disp_bytes = mod == 1 ? 1 : (mod == 2 || rip_relative || disp32_alone ? 4 : 0);
     if (m.size() < at + disp_bytes) return std::nullopt;
     int64_t disp = 0;
     if (disp_bytes == 1) disp = static_cast<int8_t>(m[at]);
@@ -322,19 +318,16 @@ bool write_linear(uint64_t linear, std::span<const uint8_t> in, const TranslateF
 
 std::vector<uint8_t> fetch_instruction_bytes(uint64_t linear, const TranslateFn& translate,
                                              const GuestMemory& memory) {
+    // As many of the 15 bytes as translate to RAM: the walk stops at the
+    // first page that does not, keeping what came before it.  (RAM regions
+    // are page-aligned, so the rest of a translated page is all RAM or none.)
     std::vector<uint8_t> bytes;
-    uint64_t address = linear;
-    while (bytes.size() < kMaxInstructionLength) {
-        auto gpa = translate(address);
-        if (!gpa) break;
-        // RAM regions are page-aligned, so the rest of a translated page is
-        // either all RAM or not at all.
-        size_t want = std::min<uint64_t>(kMaxInstructionLength - bytes.size(), kPageSize - (address % kPageSize));
-        std::array<uint8_t, kMaxInstructionLength> chunk{};
-        if (!memory.read(*gpa, std::span(chunk).first(want))) break;
-        bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + want);
-        address += want;
-    }
+    std::array<uint8_t, kMaxInstructionLength> chunk{};
+    for_each_page(linear, kMaxInstructionLength, translate, [&](uint64_t gpa, size_t, size_t n) {
+        if (!memory.read(gpa, std::span(chunk).first(n))) return false;
+        bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
+        return true;
+    });
     return bytes;
 }
 
