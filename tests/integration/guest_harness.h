@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -98,6 +99,13 @@ struct RunOptions {
     std::optional<std::string> stop_at;        // signal tapvm once this console text appears
     int stop_at_count = 1;                     // ... this many times
     int stop_signal = SIGTERM;                 // ... with this signal
+    // Signals sent without stopping: each once, at the first whole console
+    // line containing its text (before on_line sees the line).
+    struct SignalAt {
+        std::string text;
+        int signal;
+    };
+    std::vector<SignalAt> signals_at;
     std::function<void(const std::string&)> on_line;  // called per console line
     // Liveness, not speed: a guest silent for this long is stuck; it is
     // killed and the run says so (GuestRun::watchdog_fired).  0: never.
@@ -141,6 +149,7 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
     GuestRun run;
     std::string pending;
     int stop_hits = 0;
+    std::vector<bool> signals_sent(opt.signals_at.size(), false);
     bool out_open = true, err_open = true;
     auto elapsed = [&] {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -164,6 +173,7 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
         if (opt.on_line) opt.on_line(line);
     };
     auto last_output = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> kill_at;
     while (out_open || err_open) {
         pollfd fds[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
         const int ready = ::poll(fds, 2, opt.silence_limit_seconds ? 1000 : -1);
@@ -172,11 +182,19 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
             break;
         }
         if (ready > 0) last_output = std::chrono::steady_clock::now();
+        const auto now = std::chrono::steady_clock::now();
         if (opt.silence_limit_seconds && !run.watchdog_fired &&
-            std::chrono::steady_clock::now() - last_output > std::chrono::seconds(opt.silence_limit_seconds)) {
+            now - last_output > std::chrono::seconds(opt.silence_limit_seconds)) {
+            // Where it is stuck first: SIGUSR1 makes tapvm log every vCPU's
+            // registers and every NIC's counters; then it is killed.
             run.watchdog_fired = true;
+            kill_at = now + std::chrono::seconds(3);
             std::cout << "\n[tapvm-it] no console output for " << opt.silence_limit_seconds
-                      << " s: the guest is stuck; killing it\n";
+                      << " s: the guest is stuck; asking for a state report, then killing it\n";
+            ::kill(pid, SIGUSR1);
+        }
+        if (kill_at && now >= *kill_at) {
+            kill_at.reset();
             ::kill(pid, SIGKILL);
         }
         char buf[4096];
@@ -195,6 +213,13 @@ inline GuestRun run_tapvm(const RunOptions& opt) {
                     if (!line.empty() && line.back() == '\r') line.pop_back();
                     // The marker may be preceded by kernel timestamps or noise.
                     auto pos = line.find("TAPVM-");
+                    // Report signals go first: the moment they capture is the
+                    // line's, not whenever on_line is done.
+                    for (size_t i = 0; i < opt.signals_at.size(); ++i)
+                        if (!signals_sent[i] && line.find(opt.signals_at[i].text) != std::string::npos) {
+                            signals_sent[i] = true;
+                            ::kill(pid, opt.signals_at[i].signal);
+                        }
                     handle_line(pos == std::string::npos ? line : line.substr(pos));
                     pending.erase(0, nl + 1);
                     // Whole lines only, after on_line has seen them: a
@@ -244,6 +269,17 @@ public:
 
     const std::string& name() const { return name_; }
     int exec(const std::string& command) const { return sh("ip netns exec " + name_ + " " + command); }
+    // A command's standard output (trailing newline removed).
+    std::string output(const std::string& command) const {
+        std::string out;
+        if (FILE* p = ::popen(("ip netns exec " + name_ + " " + command).c_str(), "r")) {
+            char buf[256];
+            while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+            ::pclose(p);
+        }
+        while (!out.empty() && out.back() == '\n') out.pop_back();
+        return out;
+    }
     static int sh(const std::string& command) {
         int s = std::system(command.c_str());
         return WIFEXITED(s) ? WEXITSTATUS(s) : -1;

@@ -50,6 +50,53 @@ private:
     TestNetns ns_;
 };
 
+// Floods the peer's tap with minimum-size broadcast frames (60 bytes, a
+// local experimental EtherType the guest's stack counts and drops), as
+// fast as one process can send them, until stopped or destroyed.
+class SmallFrameFlood {
+public:
+    explicit SmallFrameFlood(const HostPeer& peer, std::string tap = "tap0") : peer_(peer), tap_(std::move(tap)) {}
+    ~SmallFrameFlood() { stop(); }
+    SmallFrameFlood(const SmallFrameFlood&) = delete;
+    SmallFrameFlood& operator=(const SmallFrameFlood&) = delete;
+
+    void start() {
+        if (pid_ > 0) return;
+        const std::string script =
+            "import socket\n"
+            "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
+            "s.bind(('" + tap_ + "', 0))\n"
+            "frame = b'\\xff' * 6 + bytes.fromhex('020000000001') + b'\\x88\\xb5' + bytes(46)\n"
+            "while True:\n"
+            "    try:\n"
+            "        s.send(frame)\n"
+            "    except OSError:\n"
+            "        pass\n";
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::execlp("ip", "ip", "netns", "exec", peer_.netns().name().c_str(), "python3", "-c", script.c_str(),
+                     static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    // True while the flooding process runs.
+    bool running() {
+        if (pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == pid_) pid_ = -1;  // it ended (and is reaped)
+        return pid_ > 0;
+    }
+    void stop() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+private:
+    const HostPeer& peer_;
+    std::string tap_;
+    pid_t pid_ = -1;
+};
+
 // Follows the guest console and takes the peer's tap away under the guest:
 // down and up while iperf3 sends (3 s after the ping check), deleted once
 // the last traffic check is done (a TCP connect to a vanished peer would

@@ -9,9 +9,12 @@
 #include <termios.h>
 
 #include <cstring>
+#include <sstream>
 #include <map>
 #include <regex>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "net_peer.h"
 
@@ -130,6 +133,67 @@ TEST_F(NetResilience, TapDownUpAndDeleted) {
     EXPECT_EQ(run.exit_status, 0) << "tapvm did not survive the tap going away: " << run.errors;
     EXPECT_TRUE(run.has_mark("done"));
     EXPECT_TRUE(run.results.count("ping") && run.results.at("ping").pass);
+}
+
+// The counters of every state report tapvm logged (SIGUSR1), in order:
+// "virtio-net MAC stats: {...}" lines on its standard error.
+std::vector<nlohmann::json> state_report_stats(const std::string& log) {
+    std::vector<nlohmann::json> reports;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);) {
+        auto at = line.find(" stats: {");
+        if (line.find("virtio-net ") == std::string::npos || at == std::string::npos) continue;
+        reports.push_back(nlohmann::json::parse(line.substr(at + 8), nullptr, false));
+    }
+    return reports;
+}
+
+// The guest resets the device (unbinds its driver) while the host floods the
+// tap with small frames.  From then on the device may write nothing into
+// guest memory: the guest fills the memory the RX buffers were in with a
+// file of zeros and finds it intact (role reset-flood), and tapvm's own
+// counters, taken twice while the reset device sits under the flood,
+// deliver nothing.  Bound again, the driver finds a working device.
+TEST_F(NetResilience, ResetUnderASmallFrameFloodWritesNothingMore) {
+    Variant v{"resetflood", "", "", true, "reset-flood"};
+    HostPeer peer(v.name, 0);
+    SmallFrameFlood flood(peer);
+    bool flooding_at_check = false;
+    std::string dropped_at_unbound, dropped_at_checked;
+    const std::string tap_dropped = "cat /sys/class/net/tap0/statistics/tx_dropped";
+    auto opt = options(peer, v, [&](const std::string& line) {
+        if (line.rfind("TAPVM-MARK reset-flood-ready", 0) == 0) flood.start();
+        if (line.rfind("TAPVM-MARK reset-flood-unbound", 0) == 0) dropped_at_unbound = peer.netns().output(tap_dropped);
+        if (line.rfind("TAPVM-MARK reset-flood-checked", 0) == 0) {
+            flooding_at_check = flood.running();
+            dropped_at_checked = peer.netns().output(tap_dropped);
+        }
+        if (line.rfind("TAPVM-MARK reset-flood-rebound", 0) == 0) flood.stop();
+    });
+    for (auto& a : opt.args)
+        if (a == "1G") a = "512M";  // less to fill and read back
+    opt.signals_at = {{"TAPVM-MARK reset-flood-unbound", SIGUSR1}, {"TAPVM-MARK reset-flood-checked", SIGUSR1}};
+    auto run = run_tapvm(opt);
+    flood.stop();
+    report(run, "reset under a small-frame flood");
+    std::cout << "[tapvm-it] tap0 tx_dropped at reset " << dropped_at_unbound << ", after the check "
+              << dropped_at_checked << "\n";
+    EXPECT_EQ(run.exit_status, 0) << run.errors;
+    for (const auto& [name, r] : run.results) EXPECT_TRUE(r.pass) << name << ":" << r.details;
+    ASSERT_TRUE(run.results.count("reset-flood")) << "the guest never finished the check";
+    EXPECT_TRUE(run.results.count("reset-flood-ping-after")) << "the driver did not come back";
+    EXPECT_TRUE(flooding_at_check) << "the flood had stopped before the check: it tested nothing";
+    EXPECT_GT(number(run.results.at("reset-flood"), "fill_mb"), 100) << "too little memory was checked";
+
+    auto reports = state_report_stats(run.errors);
+    ASSERT_GE(reports.size(), 2u) << "tapvm logged no state reports: " << run.errors;
+    const auto& at_reset = reports[0];
+    const auto& later = reports[1];
+    ASSERT_TRUE(at_reset.is_object() && later.is_object()) << run.errors;
+    EXPECT_GT(at_reset["rx"]["packets"].get<uint64_t>(), 500u) << "the flood never reached the guest";
+    EXPECT_EQ(later["rx"]["packets"], at_reset["rx"]["packets"]) << "frames delivered after the reset";
+    EXPECT_EQ(later["rx"]["buffers_used"], at_reset["rx"]["buffers_used"]) << "RX buffers used after the reset";
+    EXPECT_EQ(later["rx"]["interrupts"], at_reset["rx"]["interrupts"]) << "RX interrupts after the reset";
 }
 
 // "tcp-segmentation-offload: on" from the host's view of the tap: what

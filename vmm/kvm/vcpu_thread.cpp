@@ -15,6 +15,17 @@ namespace tapvm::kvm {
 int vcpu_kick_signal() { return SIGRTMIN + kVcpuKickSignalOffset; }
 
 namespace {
+const char* describe_mp_state(uint32_t state) {
+    switch (state) {
+        case KVM_MP_STATE_RUNNABLE: return "runnable";
+        case KVM_MP_STATE_UNINITIALIZED: return "waiting for INIT";
+        case KVM_MP_STATE_INIT_RECEIVED: return "waiting for SIPI";
+        case KVM_MP_STATE_HALTED: return "halted";
+        case KVM_MP_STATE_SIPI_RECEIVED: return "SIPI received";
+        default: return "in another MP state";
+    }
+}
+
 // The handler only has to exist: its delivery is what makes KVM_RUN return.
 void on_kick(int) {}
 }  // namespace
@@ -47,6 +58,20 @@ ExitAction KvmVcpuRunner::handle_exit() {
 
 void KvmVcpuRunner::request_immediate_exit() { vcpu_.set_immediate_exit(true); }
 
+std::string KvmVcpuRunner::state_line() {
+    try {
+        const auto r = vcpu_.regs();
+        const auto s = vcpu_.sregs();
+        const auto mp = vcpu_.mp_state();
+        // CPL is CS.DPL in long and protected mode (SDM vol. 3, 5.5).
+        return fmt::format("RIP {:#x} RSP {:#x} RFLAGS {:#x} CPL {} CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x} {}",
+                           r.rip, r.rsp, r.rflags, s.cs.dpl, s.cr0, s.cr3, s.cr4, s.efer,
+                           describe_mp_state(mp.mp_state));
+    } catch (const Error& e) {
+        return std::string("state unavailable: ") + e.what();
+    }
+}
+
 ExitAction KvmVcpuRunner::with_location(ExitAction action) const {
     std::string where;
     try {
@@ -62,7 +87,9 @@ ExitAction KvmVcpuRunner::with_location(ExitAction action) const {
 // --- VcpuThreads --------------------------------------------------------------
 
 VcpuThreads::VcpuThreads(std::vector<VcpuRunner*> runners, OnTerminal on_terminal)
-    : runners_(std::move(runners)), on_terminal_(std::move(on_terminal)) {}
+    : runners_(std::move(runners)),
+      on_terminal_(std::move(on_terminal)),
+      report_requested_(std::make_unique<std::atomic<bool>[]>(runners_.size())) {}
 
 VcpuThreads::~VcpuThreads() {
     stop_requested_.store(true);
@@ -115,6 +142,7 @@ void VcpuThreads::thread_main(uint32_t index) {
             finish({std::move(action), index});
             break;
         }
+        if (report_requested_[index].exchange(false)) spdlog::info("vCPU {}: {}", index, runner.state_line());
     }
     {
         std::lock_guard done(done_mutex_);
@@ -142,6 +170,17 @@ void VcpuThreads::finish(TerminalEvent event) {
         return;
     }
     if (on_terminal_) on_terminal_(event);
+}
+
+void VcpuThreads::request_state_report() {
+    std::lock_guard lock(threads_mutex_);
+    if (joined_) return;
+    for (size_t i = 0; i < runners_.size(); ++i) report_requested_[i].store(true);
+    // No immediate_exit here: the vCPU must go on running after it reported.
+    for (auto& t : threads_) {
+        int err = pthread_kill(t.native_handle(), vcpu_kick_signal());
+        if (err != 0 && err != ESRCH) spdlog::warn("kicking a vCPU thread: {}", std::strerror(err));
+    }
 }
 
 void VcpuThreads::kick_all() {

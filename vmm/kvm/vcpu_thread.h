@@ -16,6 +16,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -45,6 +47,9 @@ public:
     // Makes a run_once() in progress or about to start return promptly.
     // Called from other threads.
     virtual void request_immediate_exit() = 0;
+    // One line describing where the vCPU is (registers, run state), for a
+    // state report.  Called on the vCPU's own thread, between runs.
+    virtual std::string state_line() { return "no state available"; }
 };
 
 // KVM_RUN, then: emulation failures to emulation_fixup.h, everything else
@@ -56,6 +61,8 @@ public:
         : vcpu_(vcpu), buses_(buses), memory_(memory) {}
     ExitAction run_once() override;
     void request_immediate_exit() override;
+    // RIP, RSP, RFLAGS, CPL, CR0/CR3/CR4, EFER and the MP state.
+    std::string state_line() override;
 
 private:
     ExitAction handle_exit();
@@ -95,6 +102,10 @@ public:
     void stop(ExitAction reason);
     // Waits for every thread to end (after a terminal event or stop()).
     void join();
+    // Asks every vCPU thread to log its state_line() once, at its next
+    // return from the guest (the kick signal makes that prompt, also for a
+    // halted vCPU).  The guest is not stopped.  Safe from any thread.
+    void request_state_report();
 
     std::optional<TerminalEvent> terminal_event() const;
 
@@ -105,6 +116,7 @@ private:
 
     std::vector<VcpuRunner*> runners_;
     OnTerminal on_terminal_;
+    std::unique_ptr<std::atomic<bool>[]> report_requested_;  // one per runner
     std::atomic<bool> stop_requested_{false};
 
     // Guards threads_ against a kick racing start() or join(): a thread

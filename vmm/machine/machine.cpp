@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -117,6 +118,7 @@ struct Machine::Parts {
     std::optional<kvm::Buses> buses;
     std::vector<std::unique_ptr<kvm::KvmVcpuRunner>> runners;
     std::optional<kvm::VcpuThreads> threads;
+    std::atomic<bool> threads_started{false};  // `threads` may be used from other threads
     std::optional<console::TerminalMode> terminal;
     std::optional<console::ConsoleInput> console_in;
 
@@ -302,6 +304,7 @@ MachineExit Machine::run() {
             event.action);
     });
     p.threads->start();
+    p.threads_started.store(true, std::memory_order_release);
     MachineExit exit = p.latch.wait();
     // Devices stopping the machine (power-off register, i8042 reset, pvpanic,
     // console quit) land here too: stop every vCPU and wait for them.
@@ -328,18 +331,35 @@ int exit_status(const MachineExit& exit) {
 
 void Machine::request_stop(std::string reason) { parts_->latch.stop(MachineExit::Kind::kQuit, std::move(reason)); }
 
-int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled, StopSignals* signals) {
+void Machine::request_state_report() {
+    auto& p = *parts_;
+    if (!p.threads_started.load(std::memory_order_acquire)) {
+        spdlog::info("state report: the guest is not running yet");
+        return;
+    }
+    spdlog::info("state report: {} vCPU(s), {} NIC(s)", p.config.cpus, p.nics.size());
+    for (const auto& nic : p.nics) spdlog::info("virtio-net {} stats: {}", nic->mac().to_string(), nic->stats_json().dump());
+    p.threads->request_state_report();  // each vCPU logs its own line from its thread
+}
+
+int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled, ProcessSignals* signals) {
     for (bool first = true;; first = false) {
         MachineExit exit;
         {
             Machine machine(config);
             if (first && on_assembled) on_assembled();
             if (signals)
+            if (signals) {
                 signals->on_stop([&machine](int sig) {
                     machine.request_stop(std::string("stopped by ") + ::strsignal(sig));
                 });
+                signals->on_report([&machine] { machine.request_state_report(); });
+            }
             exit = machine.run();
-            if (signals) signals->on_stop({});
+            if (signals) {
+                signals->on_stop({});
+                signals->on_report({});
+            }
         }
         if (exit.kind == MachineExit::Kind::kReboot && config.on_reboot == RebootAction::kRestart &&
             !(signals && signals->received())) {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "vmm/machine/machine_config.h"
-#include "vmm/machine/stop_signals.h"
+#include "vmm/machine/process_signals.h"
 
 namespace tapvm {
 
@@ -32,6 +32,9 @@ public:
     MachineExit run();
     // From any thread: stop as if the user quit (run() returns kQuit).
     void request_stop(std::string reason);
+    // From any thread: log each vCPU's registers and each NIC's counters
+    // (SIGUSR1); the guest runs on.
+    void request_state_report();
 
 private:
     struct Parts;
@@ -42,9 +45,9 @@ private:
 // returns the process exit status.  `on_assembled` runs once the first
 // machine is fully assembled, i.e. once no usage error can happen any more.
 // With `signals`, SIGINT/SIGTERM/SIGHUP stop the running machine in order
-// (exit status 0, no restart).
+// (exit status 0, no restart) and SIGUSR1 logs a state report.
 int run_machine(const MachineConfig& config, const std::function<void()>& on_assembled = {},
-                StopSignals* signals = nullptr);
+                ProcessSignals* signals = nullptr);
 
 // Exit status for a stop: 0 for power-off, reboot and user quit, 1 otherwise.
 int exit_status(const MachineExit& exit);

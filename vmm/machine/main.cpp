@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
 
     try {
         // Before any thread exists, so that every thread blocks them.
-        tapvm::StopSignals stop_signals;
+        tapvm::ProcessSignals stop_signals;
         return tapvm::run_machine(config, release, &stop_signals);
     } catch (const tapvm::UsageError& e) {
         std::fprintf(stderr, "tapvm: %s\n", e.what());

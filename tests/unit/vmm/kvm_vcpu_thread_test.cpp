@@ -295,5 +295,41 @@ TEST(VcpuThreads, KickReachesThreadsStartedWithTheSignalBlocked) {
     EXPECT_EQ(r.interruptions.load(), 1);
 }
 
+// A blocked (halted) vCPU answers a state report at once and goes on
+// running: the report neither stops the machine nor sets immediate_exit.
+TEST(VcpuThreads, AStateReportReachesEveryVcpuAndStopsNothing) {
+    class ReportingRunner : public BlockingRunner {
+    public:
+        std::string state_line() override {
+            ++reports;
+            return "RIP 0x1234";
+        }
+        std::atomic<int> reports{0};
+    } a, b;
+    Reports terminal;
+    VcpuThreads threads({&a, &b}, terminal.callback());
+    threads.start();
+    a.entered_latch.wait();
+    b.entered_latch.wait();
+
+    threads.request_state_report();
+    auto both_reported = [&] { return a.reports.load() == 1 && b.reports.load() == 1; };
+    for (int i = 0; i < 500 && !both_reported(); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(both_reported()) << "a: " << a.reports.load() << ", b: " << b.reports.load();
+    EXPECT_FALSE(a.immediate_exit.load()) << "a report must not make the vCPU spin";
+    EXPECT_FALSE(b.immediate_exit.load());
+    EXPECT_EQ(terminal.count(), 0u);
+    EXPECT_FALSE(threads.terminal_event());
+
+    // Once per request: later returns from the guest report nothing.
+    for (int i = 0; i < 5; ++i) pthread_kill(pthread_self(), vcpu_kick_signal());
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(a.reports.load(), 1);
+
+    threads.stop(GuestPowerOff{});
+    ASSERT_TRUE(joins_within(threads, 10s));
+    threads.request_state_report();  // after join: dropped, not a signal to a dead thread
+}
+
 }  // namespace
 }  // namespace tapvm::kvm

@@ -1,5 +1,5 @@
 // SIGINT/SIGTERM/SIGHUP become an orderly stop request, delivered once, also
-// when the signal came before anyone was there to stop.
+// when the signal came before anyone was there to stop; SIGUSR1 a report.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -10,7 +10,7 @@
 #include <chrono>
 #include <thread>
 
-#include "vmm/machine/stop_signals.h"
+#include "vmm/machine/process_signals.h"
 
 namespace tapvm {
 namespace {
@@ -23,9 +23,9 @@ bool eventually(const std::function<bool()>& condition) {
     return condition();
 }
 
-// One StopSignals per process (it owns the signal mask), so one test does it all.
-TEST(StopSignals, SignalsBecomeOneStopRequest) {
-    StopSignals signals;
+// One ProcessSignals per process (it owns the signal mask), so one test does it all.
+TEST(ProcessSignals, SignalsBecomeOneStopRequest) {
+    ProcessSignals signals;
     std::atomic<int> calls{0}, last{0};
     signals.on_stop([&](int sig) {
         ++calls;
@@ -33,8 +33,22 @@ TEST(StopSignals, SignalsBecomeOneStopRequest) {
     });
     EXPECT_EQ(signals.received(), 0);
 
+    // SIGUSR1 asks for a report, every time, and is no stop.
+    std::atomic<int> reports{0};
+    signals.on_report([&] { ++reports; });
+    ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
+    ASSERT_TRUE(eventually([&] { return reports.load() == 1; }));
+    ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
+    ASSERT_TRUE(eventually([&] { return reports.load() == 2; }));
+    EXPECT_EQ(calls.load(), 0);
+    EXPECT_EQ(signals.received(), 0);
+    signals.on_report({});
+    ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);  // nobody to report: dropped, the process lives
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(reports.load(), 2);
+
     // kill() to the process: any thread may take it, and only the
-    // StopSignals thread does, since every other one blocks it.
+    // ProcessSignals thread does, since every other one blocks it.
     ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
     ASSERT_TRUE(eventually([&] { return calls.load() == 1; }));
     EXPECT_EQ(last.load(), SIGTERM);
@@ -54,12 +68,12 @@ TEST(StopSignals, SignalsBecomeOneStopRequest) {
     signals.on_stop({});
 }
 
-TEST(StopSignals, ASignalBeforeAnyHandlerIsDeliveredLater) {
-    // A fresh process: its own mask and its own StopSignals.
+TEST(ProcessSignals, ASignalBeforeAnyHandlerIsDeliveredLater) {
+    // A fresh process: its own mask and its own ProcessSignals.
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-        StopSignals signals;
+        ProcessSignals signals;
         ::kill(::getpid(), SIGHUP);
         if (!eventually([&] { return signals.received() == SIGHUP; })) ::_exit(10);
         std::atomic<int> got{0};

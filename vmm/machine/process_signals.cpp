@@ -1,4 +1,4 @@
-#include "vmm/machine/stop_signals.h"
+#include "vmm/machine/process_signals.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -15,16 +15,16 @@
 namespace tapvm {
 
 namespace {
-sigset_t stop_set() {
+sigset_t handled_set() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
     return set;
 }
 }  // namespace
 
-StopSignals::StopSignals() {
-    sigset_t set = stop_set();
+ProcessSignals::ProcessSignals() {
+    sigset_t set = handled_set();
     if (int err = ::pthread_sigmask(SIG_BLOCK, &set, nullptr)) throw_errno("pthread_sigmask", err);
     signal_fd_ = UniqueFd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!signal_fd_) throw_errno("signalfd");
@@ -33,7 +33,7 @@ StopSignals::StopSignals() {
     thread_ = std::thread([this] { wait_loop(); });
 }
 
-StopSignals::~StopSignals() {
+ProcessSignals::~ProcessSignals() {
     uint64_t one = 1;
     if (::write(quit_fd_.get(), &one, sizeof one) < 0) {
         // An eventfd write only fails on overflow, which one write cannot cause.
@@ -41,7 +41,7 @@ StopSignals::~StopSignals() {
     if (thread_.joinable()) thread_.join();
 }
 
-void StopSignals::on_stop(std::function<void(int)> handler) {
+void ProcessSignals::on_stop(std::function<void(int)> handler) {
     std::lock_guard lock(mutex_);
     handler_ = std::move(handler);
     if (handler_ && received_ && !delivered_) {
@@ -50,12 +50,17 @@ void StopSignals::on_stop(std::function<void(int)> handler) {
     }
 }
 
-int StopSignals::received() const {
+void ProcessSignals::on_report(std::function<void()> handler) {
+    std::lock_guard lock(mutex_);
+    report_handler_ = std::move(handler);
+}
+
+int ProcessSignals::received() const {
     std::lock_guard lock(mutex_);
     return received_;
 }
 
-void StopSignals::wait_loop() {
+void ProcessSignals::wait_loop() {
     for (;;) {
         pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {quit_fd_.get(), POLLIN, 0}};
         if (::poll(fds, 2, -1) < 0) {
@@ -68,6 +73,11 @@ void StopSignals::wait_loop() {
         if (::read(signal_fd_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
         const int sig = static_cast<int>(info.ssi_signo);
         std::lock_guard lock(mutex_);
+        if (sig == SIGUSR1) {
+            if (report_handler_) report_handler_();
+            else spdlog::info("SIGUSR1: no machine running to report on");
+            continue;
+        }
         if (received_) {
             spdlog::info("{} again: already stopping", ::strsignal(sig));
             continue;
