@@ -23,4 +23,11 @@ private:
     UniqueFd fd_;
 };
 
+// For an eventfd another process handed over (a vhost-user frontend's kick,
+// call and error fds): true when `fd` is an eventfd, in which case it is
+// also made non-blocking, so that neither signalling it nor draining it can
+// ever block the thread that does (the flag belongs to the open file,
+// which the other process shares; eventfd users expect it anyway).
+bool adopt_foreign_eventfd(int fd);
+
 }  // namespace tapvm

@@ -44,9 +44,14 @@ public:
     explicit GuestMemory(const std::vector<GuestRange>& ranges);
     // Maps every region MAP_SHARED from its fd (the fds stay with the
     // caller).  The same rules as above, plus a page-aligned fd_offset, so
-    // that guest-physical alignment carries over to the host view; throws
-    // Error otherwise or when a mapping fails.
+    // that guest-physical alignment carries over to the host view, and a
+    // backing file that is regular and long enough for the region; throws
+    // Error otherwise or when a mapping fails.  Files that allow it are
+    // sealed against shrinking (F_SEAL_SHRINK); see unsealed_regions().
     static GuestMemory map_shared(const std::vector<SharedRegion>& regions);
+    // Shared regions whose file could not be sealed against shrinking: the
+    // other process could still truncate them.
+    size_t unsealed_regions() const { return unsealed_regions_; }
     ~GuestMemory();
     GuestMemory(const GuestMemory&) = delete;
     GuestMemory& operator=(const GuestMemory&) = delete;
@@ -84,6 +89,7 @@ private:
     GuestMemory() = default;
     void unmap_all();
     std::vector<GuestRegion> regions_;  // sorted by start
+    size_t unsealed_regions_ = 0;
 };
 
 }  // namespace tapvm

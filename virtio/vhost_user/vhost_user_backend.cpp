@@ -8,6 +8,7 @@
 
 #include "virtio/features.h"
 #include "vmm/error.h"
+#include "vmm/event_fd.h"
 
 namespace tapvm::virtio::vhost_user {
 
@@ -179,6 +180,10 @@ VhostUserBackend::Outcome VhostUserBackend::set_mem_table(Message& message) {
     memory_ = std::move(memory);
     regions_ = std::move(regions);
     spdlog::info("vhost-user: {} MiB of guest memory in {} region(s)", memory_->total_size() >> 20, n);
+    if (memory_->unsealed_regions())
+        spdlog::warn("vhost-user: {} of {} memory region(s) cannot be sealed against shrinking (not a sealable "
+                     "memfd): the frontend must not truncate them while this backend runs",
+                     memory_->unsealed_regions(), n);
     try_start();
     return {};
 }
@@ -241,6 +246,11 @@ VhostUserBackend::Outcome VhostUserBackend::set_vring_fd(Request request, Messag
     if (message.fds.size() != (no_fd ? 0u : 1u))
         return {false, fmt::format("{} fds came (expected {})", message.fds.size(), no_fd ? 0 : 1), {}};
     UniqueFd fd = no_fd ? UniqueFd() : std::move(message.fds[0]);
+    // vhost-user.rst: kick, call and err are eventfds.  Anything else (a
+    // pipe, a socket, a file) could block the I/O thread that signals or
+    // drains it, or make it act on something that is not a notification.
+    if (fd && !adopt_foreign_eventfd(fd.get()))
+        return {false, fmt::format("ring {}: the fd is not an eventfd", index), {}};
     switch (request) {
         case Request::kSetVringKick:
             if (no_fd) return {false, "polling a ring without a kick eventfd is not supported", {}};

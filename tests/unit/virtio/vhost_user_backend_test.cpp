@@ -3,6 +3,7 @@
 // the frontend/driver) and the backend map separately, and rings laid out by
 // FakeDriverQueue.  The device is a recording fake that pops through the
 // queues it is handed, which proves the ring addresses were translated.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -281,6 +282,10 @@ protected:
         EXPECT_TRUE(send(request, payload, std::move(fds), kVersion | kFlagNeedReply));
         return reply_u64();
     }
+    uint64_t acked(Request request, const void* payload, size_t size, std::vector<UniqueFd> fds) {
+        EXPECT_TRUE(send(request, payload, size, std::move(fds), kVersion | kFlagNeedReply));
+        return reply_u64();
+    }
 };
 
 TEST_F(VhostUserRefusalTest, ReplyAckReportsSuccess) {
@@ -328,6 +333,46 @@ TEST_F(VhostUserRefusalTest, MemoryTablesThatDoNotAddUp) {
     short_fd.emplace_back(::dup(memfd_.get()));
     EXPECT_TRUE(send(Request::kSetMemTable, &table, 8 + 16, std::move(short_fd), kVersion | kFlagNeedReply));
     EXPECT_NE(reply_u64(), 0u);
+}
+
+// A frontend that announces more memory than its fd holds is refused: mapped,
+// the device's first access past the file's end would be SIGBUS.
+TEST_F(VhostUserRefusalTest, AMemoryRegionLargerThanItsFileIsRefused) {
+    UniqueFd small(::memfd_create("small", MFD_CLOEXEC));
+    ASSERT_EQ(::ftruncate(small.get(), 0x1000), 0);
+    MemoryTable table{};
+    table.nregions = 1;
+    table.regions[0] = {0, kMemSize, kUserBase, 0};
+    std::vector<UniqueFd> fds;
+    fds.push_back(std::move(small));
+    EXPECT_NE(acked(Request::kSetMemTable, &table, 8 + sizeof(MemoryRegion), std::move(fds)), 0u);
+    EXPECT_EQ(device_.activations, 0);
+    // The connection lives on: a correct table afterwards is taken.
+    std::vector<UniqueFd> good;
+    good.emplace_back(::dup(memfd_.get()));
+    EXPECT_EQ(acked(Request::kSetMemTable, &table, 8 + sizeof(MemoryRegion), std::move(good)), 0u);
+}
+
+// Kick, call and err must be eventfds; each comes out non-blocking, so a
+// frontend that hands over a blocking one (or drains it itself) can never
+// block the backend's I/O thread.
+TEST_F(VhostUserRefusalTest, RingFdsMustBeEventfdsAndBecomeNonBlocking) {
+    for (Request request : {Request::kSetVringKick, Request::kSetVringCall, Request::kSetVringErr}) {
+        int p[2];
+        ASSERT_EQ(::pipe(p), 0);
+        UniqueFd keep(p[1]);
+        std::vector<UniqueFd> pipe_end;
+        pipe_end.emplace_back(p[0]);
+        EXPECT_NE(acked(request, uint64_t{0}, std::move(pipe_end)), 0u) << static_cast<int>(request);
+
+        UniqueFd blocking(::eventfd(0, EFD_CLOEXEC));
+        UniqueFd mine(::dup(blocking.get()));
+        std::vector<UniqueFd> fds;
+        fds.push_back(std::move(blocking));
+        EXPECT_EQ(acked(request, uint64_t{1}, std::move(fds)), 0u) << static_cast<int>(request);
+        EXPECT_TRUE(::fcntl(mine.get(), F_GETFL) & O_NONBLOCK) << static_cast<int>(request);
+    }
+    EXPECT_EQ(device_.activations, 0) << "no ring may start from a refused kick";
 }
 
 TEST_F(VhostUserRefusalTest, RingIndexesAndSizesOutOfRange) {

@@ -1,12 +1,16 @@
 // GuestMemory: whole-range checks for every access, including holes,
 // region ends and gpa + len overflow.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstring>
 
 #include "vmm/error.h"
 #include "vmm/guest_memory.h"
+#include "vmm/unique_fd.h"
 
 namespace tapvm {
 namespace {
@@ -113,6 +117,60 @@ TEST(GuestMemory, MoveTransfersTheMappings) {
     assigned = std::move(moved);
     EXPECT_EQ(assigned.read_obj<uint16_t>(0x2000), 0x1234);
     EXPECT_EQ(assigned.total_size(), 0x9f000u + kMiB);
+}
+
+// --- memory shared by another process (vhost-user) ---------------------------
+
+UniqueFd sized_memfd(uint64_t size, unsigned flags = MFD_CLOEXEC) {
+    UniqueFd fd(::memfd_create("guest", flags));
+    EXPECT_TRUE(fd);
+    EXPECT_EQ(::ftruncate(fd.get(), static_cast<off_t>(size)), 0);
+    return fd;
+}
+
+// Without the check the mapping succeeds and the first access past the
+// file's end kills the process with SIGBUS: a 4 KiB memfd announced as 1 MiB.
+TEST(SharedGuestMemory, ARegionLongerThanItsFileIsRefused) {
+    auto small = sized_memfd(0x1000);
+    try {
+        GuestMemory::map_shared({{0, kMiB, small.get(), 0}});
+        ADD_FAILURE() << "a 1 MiB region over a 4 KiB file was mapped";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("past the end of its 4096-byte file"), std::string::npos) << e.what();
+    }
+    auto exact = sized_memfd(kMiB);
+    EXPECT_THROW(GuestMemory::map_shared({{0, kMiB, exact.get(), 0x1000}}), Error);  // offset pushes it past
+    EXPECT_THROW(GuestMemory::map_shared({{0, kMiB, exact.get(), 2 * kMiB}}), Error);  // offset beyond the file
+    auto m = GuestMemory::map_shared({{0, kMiB - 0x1000, exact.get(), 0x1000}});      // fits exactly
+    EXPECT_TRUE(m.write_obj<uint8_t>(kMiB - 0x1001, 1));
+}
+
+TEST(SharedGuestMemory, OnlyRegularFilesAreGuestMemory) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    UniqueFd r(fds[0]), w(fds[1]);
+    EXPECT_THROW(GuestMemory::map_shared({{0, 0x1000, r.get(), 0}}), Error);
+    UniqueFd null(::open("/dev/zero", O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(null);
+    EXPECT_THROW(GuestMemory::map_shared({{0, 0x1000, null.get(), 0}}), Error);
+}
+
+// A sealable memfd is sealed against shrinking, so the frontend can no longer
+// truncate the memory under the backend (which would be SIGBUS again).
+TEST(SharedGuestMemory, ASealableMemfdIsSealedAgainstShrinking) {
+    auto fd = sized_memfd(kMiB, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    auto m = GuestMemory::map_shared({{0, kMiB, fd.get(), 0}});
+    EXPECT_EQ(m.unsealed_regions(), 0u);
+    EXPECT_TRUE(::fcntl(fd.get(), F_GET_SEALS) & F_SEAL_SHRINK);
+    EXPECT_NE(::ftruncate(fd.get(), 0x1000), 0) << "the frontend could still shrink it";
+    EXPECT_EQ(errno, EPERM);
+    EXPECT_EQ(::ftruncate(fd.get(), 2 * kMiB), 0) << "growing stays allowed";
+
+    auto unsealable = sized_memfd(kMiB);  // no MFD_ALLOW_SEALING: F_SEAL_SEAL from the start
+    auto u = GuestMemory::map_shared({{0, kMiB, unsealable.get(), 0}});
+    EXPECT_EQ(u.unsealed_regions(), 1u);
+    GuestMemory moved(std::move(u));
+    EXPECT_EQ(moved.unsealed_regions(), 1u);
 }
 
 }  // namespace
