@@ -1,17 +1,36 @@
 #include "virtio/vhost_user/vhost_user_channel.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <string>
 
 #include "vmm/error.h"
 
 namespace tapvm::virtio::vhost_user {
 
+void Channel::wait_for_more() {
+    pollfd fds[2] = {{socket_.get(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    for (;;) {
+        const int n = ::poll(fds, stop_fd_ >= 0 ? 2 : 1, stall_ms_);
+        if (n < 0 && errno == EINTR) continue;  // a signal: its handler has run, keep waiting
+        if (n < 0) throw_errno("vhost-user: poll");
+        if (n == 0)
+            throw ChannelStalled("vhost-user: the frontend sent part of a message and then nothing for " +
+                                 std::to_string(stall_ms_) + " ms");
+        if (stop_fd_ >= 0 && fds[1].revents) throw ChannelStopped("vhost-user: stopping");
+        return;  // readable, or hung up: recvmsg says which
+    }
+}
+
 bool Channel::read_exact(std::span<uint8_t> buffer, std::vector<UniqueFd>* fds) {
     size_t done = 0;
     while (done < buffer.size()) {
+        // Never a blocking read: a frontend that stalls mid-message costs its
+        // connection after the stall limit, never the server.
+        wait_for_more();
         iovec iov{buffer.data() + done, buffer.size() - done};
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
         msghdr msg{};
@@ -21,9 +40,9 @@ bool Channel::read_exact(std::span<uint8_t> buffer, std::vector<UniqueFd>* fds) 
             msg.msg_control = control;
             msg.msg_controllen = sizeof control;
         }
-        const ssize_t n = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC);
+        const ssize_t n = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR || errno == EAGAIN) continue;
             throw_errno("vhost-user: receive");
         }
         // Take ownership of every fd that came, before anything can throw.

@@ -71,7 +71,7 @@ unsigned VhostUserServer::serve(VhostUserBackend& backend, int stop_fd, bool onc
 }
 
 bool VhostUserServer::serve_connection(VhostUserBackend& backend, UniqueFd connection, int stop_fd) {
-    Channel channel(std::move(connection));
+    Channel channel(std::move(connection), stop_fd, stall_ms_);
     try {
         while (wait_readable(channel.fd(), stop_fd)) {
             auto message = channel.receive();
@@ -87,7 +87,12 @@ bool VhostUserServer::serve_connection(VhostUserBackend& backend, UniqueFd conne
             }
         }
         return true;
-    } catch (const Error& e) {
+    } catch (const ChannelStopped&) {
+        return true;
+    } catch (const std::exception& e) {
+        // Whatever one connection's messages caused (a framing error, a
+        // stall, a mapping or a thread that could not be made, an
+        // allocation), it ends that connection; the server goes on.
         spdlog::error("{}; dropping the frontend's connection", e.what());
         return false;
     }

@@ -25,6 +25,9 @@ public:
     unsigned serve(VhostUserBackend& backend, int stop_fd, bool once);
 
     const std::string& path() const { return path_; }
+    // How long a frontend may take to finish a message it began
+    // (Channel::kDefaultStallMs unless set).
+    void set_stall_limit_ms(int ms) { stall_ms_ = ms; }
 
 private:
     // One connection, until it ends (false) or stop_fd fires (true).
@@ -32,6 +35,7 @@ private:
 
     std::string path_;
     UniqueFd listener_;
+    int stall_ms_ = Channel::kDefaultStallMs;
 };
 
 }  // namespace tapvm::virtio::vhost_user

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -492,6 +493,36 @@ TEST(VhostUserChannelTest, TruncatedMessageIsAnError) {
     EXPECT_THROW(channel.receive(), Error);
 }
 
+// A frontend that sends part of a header and then nothing: the channel gives
+// up after its stall limit instead of blocking forever.
+TEST(VhostUserChannelTest, AStalledPartialMessageEndsWithinTheStallLimit) {
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    Channel channel{UniqueFd(pair[0]), -1, 100};
+    UniqueFd peer(pair[1]);
+    ASSERT_EQ(::send(peer.get(), "\x01\x00\x00\x00", 4, 0), 4);  // 4 of a header's 12 bytes
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_THROW(channel.receive(), ChannelStalled);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// A stop request reaches a channel waiting for the rest of a message.
+TEST(VhostUserChannelTest, AStopRequestEndsTheWaitForTheRestOfAMessage) {
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    UniqueFd stop = make_eventfd();
+    Channel channel{UniqueFd(pair[0]), stop.get(), 60'000};
+    UniqueFd peer(pair[1]);
+    Header h{static_cast<uint32_t>(Request::kSetFeatures), kVersion, 8};
+    ASSERT_EQ(::send(peer.get(), &h, sizeof h, 0), static_cast<ssize_t>(sizeof h));  // payload never comes
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ASSERT_EQ(::eventfd_write(stop.get(), 1), 0);
+    });
+    EXPECT_THROW(channel.receive(), ChannelStopped);
+    stopper.join();
+}
+
 // --- the server -------------------------------------------------------------------
 
 TEST(VhostUserServerTest, ServesAFrontendOverItsSocketAndCleansUp) {
@@ -521,6 +552,43 @@ TEST(VhostUserServerTest, ServesAFrontendOverItsSocketAndCleansUp) {
         EXPECT_GE(device.resets, 1);  // left clean for the next frontend
     }
     EXPECT_NE(::access(path.c_str(), F_OK), 0);  // socket file removed
+}
+
+// A frontend that stalls in the middle of a message costs its own
+// connection; the next frontend is served.
+TEST(VhostUserServerTest, AStalledFrontendIsDroppedAndTheNextOneServed) {
+    const std::string path = ::testing::TempDir() + "vhost-user-stall.sock";
+    RecordingDevice device;
+    VhostUserBackend backend(device);
+    UniqueFd stop = make_eventfd();
+    VhostUserServer server(path);
+    server.set_stall_limit_ms(100);
+    auto connect_to = [&] {
+        UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strcpy(a.sun_path, path.c_str());
+        EXPECT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        return s;
+    };
+    uint64_t features = 0;
+    std::thread frontends([&] {
+        UniqueFd stalled = connect_to();
+        ASSERT_EQ(::send(stalled.get(), "\x01\x00", 2, 0), 2);  // and then silence, socket kept open
+        UniqueFd good = connect_to();  // queued in the listen backlog until the first is dropped
+        Header h{static_cast<uint32_t>(Request::kGetFeatures), kVersion, 0};
+        ASSERT_EQ(::send(good.get(), &h, sizeof h, 0), static_cast<ssize_t>(sizeof h));
+        struct {
+            Header h;
+            uint64_t features;
+        } __attribute__((packed)) answer{};
+        ASSERT_EQ(::recv(good.get(), &answer, sizeof answer, MSG_WAITALL), static_cast<ssize_t>(sizeof answer));
+        features = answer.features;
+        ASSERT_EQ(::eventfd_write(stop.get(), 1), 0);  // done: stop the server
+    });
+    EXPECT_EQ(server.serve(backend, stop.get(), /*once=*/false), 2u);
+    frontends.join();
+    EXPECT_EQ(features, device.offered_features() | kProtocolBit);
 }
 
 TEST(VhostUserServerTest, RefusesToReplaceAFileThatIsNotASocket) {
