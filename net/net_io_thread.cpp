@@ -106,7 +106,12 @@ void NetIoThread::on_ctrl_kick(uint64_t) { run_ctrl(); }
 void NetIoThread::run_rx() {
     if (broken_) return;
     rx_state_ = RxState::kRunning;
-    switch (wiring_.rx->process()) {
+    const RxPath::Result result = wiring_.rx->process();
+    if (result != RxPath::Result::kTapFailed && rx_backoff_.count()) {
+        rx_backoff_ = std::chrono::milliseconds(0);
+        spdlog::info("virtio-net rx ({}): the tap reads again", wiring_.tap->name());
+    }
+    switch (result) {
         case RxPath::Result::kTapEmpty:
             rx_state_ = RxState::kWaitingForTap;
             wait_tap_readable();
@@ -118,7 +123,7 @@ void NetIoThread::run_rx() {
             rx_state_ = RxState::kWaitingForBuffers;
             break;
         case RxPath::Result::kTapFailed:
-            rx_state_ = RxState::kFailed;  // logged by RxPath; TX may still work
+            retry_rx_later();  // logged by RxPath; TX may still work
             break;
         case RxPath::Result::kBroken:
             mark_broken();
@@ -168,6 +173,22 @@ void NetIoThread::wait_tap_writable() {
         tap_write_armed_ = false;
         if (ec) return;
         if (tx_state_ == TxState::kWaitingForTap) run_tx();
+    });
+}
+
+// A tap read that failed with something other than EAGAIN (EIO while the
+// link is being reconfigured, EBADFD on a detached queue, ...) is not
+// final: the tap may well work again, and the guest should not need a
+// reset to get its traffic back.  Retrying at once could spin; waiting for
+// readiness could wait forever (a failing fd may poll readable, or never),
+// so the retry is on a timer: 10 ms, doubling up to kMaxRxBackoff.
+void NetIoThread::retry_rx_later() {
+    rx_state_ = RxState::kTapBackoff;
+    rx_backoff_ = rx_backoff_.count() ? std::min(rx_backoff_ * 2, kMaxRxBackoff) : std::chrono::milliseconds(10);
+    rx_retry_.expires_after(rx_backoff_);
+    rx_retry_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled: stopping
+        if (rx_state_ == RxState::kTapBackoff) run_rx();
     });
 }
 

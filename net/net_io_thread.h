@@ -18,12 +18,14 @@
 #pragma once
 
 #include <functional>
+#include <chrono>
 #include <memory>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "net/ctrl_queue.h"
 #include "net/net_stats.h"
@@ -59,8 +61,11 @@ public:
 
 private:
     using Descriptor = boost::asio::posix::stream_descriptor;
-    enum class RxState { kRunning, kWaitingForTap, kWaitingForBuffers, kFailed };
+    // kTapBackoff: the tap failed a read (not EAGAIN); RX tries again after
+    // a delay that doubles with each failure in a row, up to kMaxRxBackoff.
+    enum class RxState { kRunning, kWaitingForTap, kWaitingForBuffers, kTapBackoff };
     enum class TxState { kIdle, kRunning, kWaitingForTap };
+    static constexpr std::chrono::milliseconds kMaxRxBackoff{1000};
 
     void run();
     void wait_kick(Descriptor& kick, void (NetIoThread::*on_kick)(uint64_t));
@@ -72,6 +77,7 @@ private:
     void run_ctrl();
     void wait_tap_readable();
     void wait_tap_writable();
+    void retry_rx_later();
     void mark_broken();
 
     Wiring wiring_;
@@ -84,10 +90,12 @@ private:
     std::unique_ptr<Descriptor> rx_kick_;
     std::unique_ptr<Descriptor> tx_kick_;
     std::unique_ptr<Descriptor> ctrl_kick_;
+    boost::asio::steady_timer rx_retry_{io_};
     std::thread thread_;
 
     RxState rx_state_ = RxState::kRunning;
     TxState tx_state_ = TxState::kRunning;
+    std::chrono::milliseconds rx_backoff_{0};  // 0: the last read did not fail
     bool tap_read_armed_ = false;
     bool tap_write_armed_ = false;
     bool broken_ = false;

@@ -143,14 +143,15 @@ RxPath::Read RxPath::receive_one() {
     if (n <= 0) {
         int err = n == 0 ? 0 : static_cast<int>(-n);
         stats_.dropped_tap_error.add();
-        if (err != last_logged_errno_ || err == 0) {
+        if (err != last_logged_errno_) {  // once per kind of failure in a row: it is retried
             last_logged_errno_ = err;
-            spdlog::error("virtio-net rx ({}): readv: {}; no longer reading the tap", tap_.name(),
+            spdlog::error("virtio-net rx ({}): readv: {}; trying again after a pause", tap_.name(),
                           err ? std::strerror(err) : "end of file");
         }
         return Read::kTapFailed;
     }
     const size_t read = static_cast<size_t>(n);
+    last_logged_errno_ = -1;  // reads work (again): the next failure is news
     if (config_.tap_has_header && read < config_.header_len) {
         stats_.dropped_tap_error.add();  // a tap always sends a whole header
         return Read::kDropped;

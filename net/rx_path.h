@@ -112,7 +112,7 @@ private:
 
     IovecList iov_;
     std::unique_ptr<uint8_t[]> spare_tail_;  // detects frames larger than the buffers
-    int last_logged_errno_ = 0;
+    int last_logged_errno_ = -1;  // the errno (0: end of file) last logged; -1: none since a good read
 };
 
 }  // namespace tapvm::net

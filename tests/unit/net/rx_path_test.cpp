@@ -284,7 +284,7 @@ TEST_P(RxPathAnyMode, EventIdxSuppressesInterruptsUntilUsedEventIsCrossed) {
     EXPECT_EQ(stats_->interrupts.get(), 2u);
 }
 
-TEST_P(RxPathAnyMode, TapErrorStopsReading) {
+TEST_P(RxPathAnyMode, TapErrorEndsThePassAndIsCounted) {
     post_for_mode(2);
     tap_->fail_reads_with = EBADFD;
     EXPECT_EQ(rx_->process(), RxPath::Result::kTapFailed);

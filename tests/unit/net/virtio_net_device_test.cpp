@@ -356,6 +356,28 @@ TEST_F(RunningDevice, RxWaitsForAKickWhenTheGuestHasNoBuffers) {
     EXPECT_GE(device_->stats().rx.kicks.get(), 1u);
 }
 
+// A tap that fails reads (EIO, not EAGAIN) costs frames while it fails, not
+// the queue: RX tries again on its own, and once the tap works the waiting
+// frame arrives with no kick and no reset.
+TEST_F(RunningDevice, RxRecoversFromTapReadErrorsWithoutAReset) {
+    start("tap=t", kRunFeatures);
+    std::vector<Gpa> pages = post_rx_pages(8);
+    kick(0);
+    tap_->fail_reads_with = EIO;
+    Bytes in = pattern(100, 4);
+    tap_->inject(concat(Bytes(12, 0), in));
+    EXPECT_TRUE(eventually([&] { return device_->stats().rx.dropped_tap_error.get() >= 3; }))
+        << "RX gave up after " << device_->stats().rx.dropped_tap_error.get() << " failed reads";
+    EXPECT_EQ(driver(0).used_idx(), 0);
+
+    tap_->fail_reads_with = 0;
+    auto used = wait_used(0);
+    ASSERT_TRUE(used.has_value()) << "RX never read the tap again";
+    EXPECT_EQ(used->len, 112u);
+    EXPECT_EQ(driver(0).read_bytes(pages[used->id] + 12, 100), in);
+    EXPECT_EQ(device_->stats().needs_reset.get(), 0u);
+}
+
 TEST_F(RunningDevice, FullTapHoldsFramesUntilItDrainsAndLosesNone) {
     // The host does not read for a while: the device end's small send
     // buffer fills up and writes fail with EAGAIN.
