@@ -95,7 +95,11 @@ CtrlQueue::CtrlQueue(virtio::SplitQueue& queue, virtio::VirtioInterrupt& interru
 
 CtrlQueue::Result CtrlQueue::process() {
     Result result = Result::kIdle;
-    for (;;) {
+    for (unsigned work = 0;; ++work) {
+        if (work == kBudget) {
+            result = Result::kMore;
+            break;
+        }
         virtio::PopResult popped = queue_.pop(chain_);
         if (popped.status == virtio::PopStatus::kEmpty) break;
         if (popped.status == virtio::PopStatus::kError) {

@@ -72,8 +72,11 @@ public:
     CtrlQueue(virtio::SplitQueue& queue, virtio::VirtioInterrupt& interrupt, uint16_t queue_index,
               uint64_t features, CtrlActions& actions, CtrlStats& stats);
 
-    enum class Result { kIdle, kBroken };
-    // Answers every available command; publishes and signals once.
+    // kMore: the pass's budget is used up; call again soon.
+    enum class Result { kIdle, kMore, kBroken };
+    static constexpr unsigned kBudget = 64;  // chains per process() call, answered or dropped
+    // Answers the available commands, up to the budget; publishes and
+    // signals once.
     Result process();
 
     const RxFilter& rx_filter() const { return filter_; }

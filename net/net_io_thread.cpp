@@ -153,7 +153,11 @@ void NetIoThread::run_tx() {
 
 void NetIoThread::run_ctrl() {
     if (broken_) return;
-    if (wiring_.ctrl->process() == CtrlQueue::Result::kBroken) mark_broken();
+    switch (wiring_.ctrl->process()) {
+        case CtrlQueue::Result::kIdle: break;
+        case CtrlQueue::Result::kMore: asio::post(io_, [this] { run_ctrl(); }); break;
+        case CtrlQueue::Result::kBroken: mark_broken(); break;
+    }
 }
 
 void NetIoThread::wait_tap_readable() {

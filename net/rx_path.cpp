@@ -36,12 +36,20 @@ RxPath::Result RxPath::process() {
     // While we hold buffers or are busy, kicks only cost the guest exits.
     queue_.disable_notifications();
     for (;;) {
-        if (frames == config_.budget) {
+        // Frames delivered and bad chains returned share one budget, so a
+        // driver that keeps posting unusable buffers cannot hold this thread
+        // (and a reset waiting to join it) for more than a pass.
+        if (frames >= config_.budget) {
             result = Result::kMore;
             break;
         }
-        if (refill() == Refill::kBroken) {
+        const Refill refilled = refill(frames);
+        if (refilled == Refill::kBroken) {
             result = Result::kBroken;
+            break;
+        }
+        if (refilled == Refill::kBudgetUsed) {
+            result = Result::kMore;
             break;
         }
         if (spilled_len_) {
@@ -97,18 +105,21 @@ bool RxPath::usable(const virtio::DescriptorChain& chain) const {
            iovecs_needed(chain.writable()) + 1 <= kMaxIovecs;
 }
 
-RxPath::Refill RxPath::refill() {
+RxPath::Refill RxPath::refill(unsigned& work) {
     while (wants_more_buffers()) {
+        if (work >= config_.budget) return Refill::kBudgetUsed;
         virtio::DescriptorChain& slot = held(held_);
         virtio::PopResult popped = queue_.pop(slot);
         if (popped.status == virtio::PopStatus::kEmpty) break;
         if (popped.status == virtio::PopStatus::kError) {
             if (queue_.broken()) return Refill::kBroken;
+            ++work;
             continue;  // already returned with length 0 and counted by the queue
         }
         if (!usable(slot)) {
             stats_.dropped_bad_chain.add();
             queue_.complete(slot, 0);
+            ++work;
             continue;
         }
         held_bytes_ += slot.writable_bytes();

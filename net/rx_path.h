@@ -77,10 +77,12 @@ public:
     size_t held_buffers() const { return held_; }
 
 private:
-    enum class Refill { kOk, kBroken };
+    enum class Refill { kOk, kBroken, kBudgetUsed };
     enum class Read { kDelivered, kSpilled, kDropped, kTapEmpty, kTapFailed };
 
-    Refill refill();
+    // Pops buffers until enough are held; every chain that had to be
+    // returned unused (a bad one) takes one unit of this pass's budget.
+    Refill refill(unsigned& work);
     bool wants_more_buffers() const;
     bool usable(const virtio::DescriptorChain& chain) const;
     Read receive_one();

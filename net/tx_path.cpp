@@ -24,6 +24,7 @@ TxPath::Result TxPath::process() {
         while (sent < config_.budget) {
             virtio::PopResult popped = queue_.pop(chain_);
             if (popped.status == virtio::PopStatus::kEmpty) break;
+            ++sent;  // bad chains are work too: they count against the budget
             if (popped.status == virtio::PopStatus::kError) {
                 // A bad chain was already returned (length 0) and counted by
                 // the queue; a ring error leaves it broken.
@@ -34,7 +35,6 @@ TxPath::Result TxPath::process() {
                 }
                 continue;
             }
-            ++sent;
             if (send(chain_) == Sent::kTapFull) {
                 result = Result::kTapFull;
                 draining = false;

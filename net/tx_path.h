@@ -28,7 +28,7 @@ public:
         size_t header_len = 12;      // negotiated virtio-net header size
         bool tap_has_header = true;  // the tap takes the header (IFF_VNET_HDR)
         uint16_t queue_index = 1;    // for signal_queue()
-        unsigned budget = 256;       // chains per process() call
+        unsigned budget = 256;       // chains per process() call, sent or dropped
     };
 
     enum class Result {

@@ -107,6 +107,24 @@ TEST_F(CtrlQueueTest, RxModeCommandsAreRecorded) {
     EXPECT_EQ(irq_.count(2), 3);
 }
 
+// A ring full of commands is answered a budget at a time.
+TEST_F(CtrlQueueTest, CommandsAreAnsweredABudgetAtATime) {
+    const unsigned n = CtrlQueue::kBudget + 6;  // more than the fixture's 64-entry ring: a 128 one
+    guest_ = std::make_unique<testing::GuestQueue>(memory_, kCtrlFeatures, 128, 0x10000, 0x100000, 1 << 20);
+    ctrl_ = std::make_unique<CtrlQueue>(*guest_->queue, irq_, 2, kCtrlFeatures, actions_, stats_);
+    for (unsigned i = 0; i < n; ++i) {
+        Gpa cmd = driver().alloc(3);
+        driver().write_bytes(cmd, Bytes{kCtrlRx, kCtrlRxPromisc, 1});
+        Gpa ack = driver().alloc(1);
+        driver().chain().readable(cmd, 3).writable(ack, 1).offer();
+    }
+    EXPECT_EQ(ctrl_->process(), CtrlQueue::Result::kMore);
+    EXPECT_EQ(driver().used_idx(), CtrlQueue::kBudget);
+    EXPECT_EQ(ctrl_->process(), CtrlQueue::Result::kIdle);
+    EXPECT_EQ(driver().used_idx(), n);
+    EXPECT_EQ(stats_.commands.get(), n);
+}
+
 TEST_F(CtrlQueueTest, RxModeErrors) {
     EXPECT_EQ(send(Bytes{kCtrlRx, kCtrlRxPromisc}), kCtrlAckErr);        // no data
     EXPECT_EQ(send(Bytes{kCtrlRx, kCtrlRxPromisc, 0, 0}), kCtrlAckErr);  // too much

@@ -244,6 +244,22 @@ TEST_P(RxPathAnyMode, BudgetYieldsAndTheRestFollows) {
     EXPECT_EQ(irq_.count(0), 2);
 }
 
+// Unusable buffers share the frames' budget: a driver posting nothing but
+// bad chains gets them back a budget at a time, each pass ending kMore.
+TEST_P(RxPathAnyMode, BadChainsCountAgainstTheBudget) {
+    make(virtio::bit(virtio::kFVersion1), kHeader, /*budget=*/4);
+    Gpa readable = driver().alloc(kPage);
+    for (int i = 0; i < 10; ++i) driver().chain().readable(readable, kPage).offer();
+    inject(pattern(70, 1));
+    EXPECT_EQ(rx_->process(), RxPath::Result::kMore);
+    EXPECT_EQ(driver().drain_used().size(), 4u);
+    EXPECT_EQ(rx_->process(), RxPath::Result::kMore);
+    EXPECT_EQ(driver().drain_used().size(), 4u);
+    rx_->process();
+    EXPECT_EQ(driver().drain_used().size(), 2u);
+    EXPECT_EQ(stats_->dropped_bad_chain.get(), 10u);
+}
+
 TEST_P(RxPathAnyMode, GuestCsumOffClearsTheHeaderFlags) {
     post_for_mode(2);
     post_for_mode(2);
