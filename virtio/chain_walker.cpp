@@ -28,8 +28,10 @@ std::optional<ChainError> ChainWalker::walk(uint16_t head, DescriptorChain& chai
     // most ~20 buffers).  A longer chain grows the storage once and the
     // DescriptorChain keeps that capacity, so steady-state pops allocate
     // nothing.  Not reserving the queue size: 32768 segments are 1 MiB per
-    // chain object.
+    // chain object, which is also why storage beyond kKeptSegments from an
+    // earlier, longer chain is given back first.
     const size_t typical = std::min<size_t>(queue_size_, kReservedSegments);
+    if (chain.segments_.capacity() > kKeptSegments) std::vector<ChainSegment>().swap(chain.segments_);
     if (chain.segments_.capacity() < typical) chain.segments_.reserve(typical);
 
     Table table{table_, queue_size_, false};

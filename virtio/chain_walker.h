@@ -40,6 +40,11 @@ public:
     static constexpr uint32_t kMaxIndirectEntries = 32768;
     // Segment storage reserved in a DescriptorChain on its first pop.
     static constexpr size_t kReservedSegments = 64;
+    // Storage a DescriptorChain may keep between pops.  A longer chain (up to
+    // 32768 segments through an indirect table, legal but useless to a NIC)
+    // is walked into storage that is released at the chain object's next
+    // walk, so no slot stays pinned at its longest chain's size.
+    static constexpr size_t kKeptSegments = 1024;
 
     // `table` is the validated host view of the descriptor table
     // (16 * queue_size bytes); it must outlive the walker.

@@ -43,6 +43,8 @@ public:
     }
     uint64_t readable_bytes() const { return readable_bytes_; }
     uint64_t writable_bytes() const { return writable_bytes_; }
+    // Heap bytes this object holds for segments (kept across pops).
+    size_t retained_bytes() const { return segments_.capacity() * sizeof(ChainSegment); }
 
 private:
     friend class SplitQueue;

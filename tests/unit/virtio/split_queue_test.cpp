@@ -1,4 +1,5 @@
 // SplitQueue driven by a driver-side FakeDriverQueue over real guest memory.
+#include "virtio/chain_walker.h"
 #include "virtio/split_queue.h"
 
 #include <gtest/gtest.h>
@@ -252,6 +253,28 @@ TEST_F(SplitQueueTest, IndirectTableMayBeLongerThanTheQueue) {
     ASSERT_EQ(queue_->pop(chain_).status, PopStatus::kChain);
     EXPECT_EQ(chain_.writable().size(), 19u);
     EXPECT_EQ(chain_.writable_bytes(), 19u * 64);
+}
+
+// A chain object that once held a huge chain does not keep that storage:
+// tiny chains alternating with 8192-entry indirect tables cost one huge
+// walk at a time, not a pinned megabyte per slot.
+TEST_F(SplitQueueTest, AHugeChainsStorageIsNotKeptByTheNextPop) {
+    start(8, kIndirect);
+    const Gpa buf = driver_->alloc(4096);
+    for (int round = 0; round < 3; ++round) {
+        auto builder = driver_->chain();
+        for (int i = 0; i < 8192; ++i) builder.writable(buf + (i % 64) * 64, 64);
+        builder.indirect().offer();
+        ASSERT_EQ(queue_->pop(chain_).status, PopStatus::kChain);
+        EXPECT_EQ(chain_.writable().size(), 8192u);
+        queue_->complete(chain_, 0);
+        driver_->chain().writable(buf, 64).offer();
+        ASSERT_EQ(queue_->pop(chain_).status, PopStatus::kChain);
+        EXPECT_LE(chain_.retained_bytes(), ChainWalker::kKeptSegments * sizeof(ChainSegment)) << "round " << round;
+        queue_->complete(chain_, 64);
+        queue_->publish();
+        driver_->drain_used();
+    }
 }
 
 // --- per-chain errors: completed with length 0 ---------------------------
