@@ -78,6 +78,13 @@ std::vector<std::string> guest_kernel_params(KvmKind kind) {
         // Kernel code runs ~1000x slower, so the soft-lockup watchdog fires
         // on harmless long loops and floods the console.
         "nosoftlockup",
+        // The crypto manager's self-tests are pure CPU work in the guest
+        // kernel.  On the stock kernel the RSA ones outlast the 60 s an
+        // algorithm's first user waits (seen: "Problem loading in-kernel
+        // X.509 certificate (-110)"), then run on in the background for
+        // more than ten minutes (sampled RIPs in mpihelp_submul_1 and
+        // mul_n_basecase) while boot stalls after evm.
+        "cryptomgr.notests",
     };
 }
 

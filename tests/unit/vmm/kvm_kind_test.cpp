@@ -93,9 +93,10 @@ TEST(GuestKernelParams, NoneOnHardware) { EXPECT_TRUE(guest_kernel_params(KvmKin
 
 TEST(GuestKernelParams, PvmGetsThePlatformSet) {
     auto p = guest_kernel_params(KvmKind::Pvm);
-    for (const char* want : {"noxsave", "clearcpuid=cx16,smap,popcnt,ssse3", "mitigations=off", "nosoftlockup"})
+    for (const char* want :
+         {"noxsave", "clearcpuid=cx16,smap,popcnt,ssse3", "mitigations=off", "nosoftlockup", "cryptomgr.notests"})
         EXPECT_NE(std::find(p.begin(), p.end(), want), p.end()) << want;
-    EXPECT_EQ(p.size(), 4u);
+    EXPECT_EQ(p.size(), 5u);
 }
 
 }  // namespace
