@@ -7,6 +7,7 @@
 
 #include "net/queue_signal.h"
 #include "net/virtio_net_hdr.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::net {
 
@@ -114,7 +115,8 @@ void TxPath::count_write_error(int err) {
     }
     if (err != last_logged_errno_) {
         last_logged_errno_ = err;
-        spdlog::warn("virtio-net tx ({}): writev: {}; frame dropped", tap_.name(), std::strerror(err));
+        log_limited(guest_log_, spdlog::level::warn, "virtio-net tx ({}): writev: {}; frame dropped", tap_.name(),
+                    std::strerror(err));
     }
 }
 

@@ -19,6 +19,7 @@
 #include "net/tap.h"
 #include "virtio/split_queue.h"
 #include "virtio/virtio_device.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::net {
 
@@ -46,6 +47,7 @@ public:
     Result process();
 
 private:
+    mutable LogLimiter guest_log_;  // lines the guest can trigger (vmm/log_limiter.h)
     enum class Sent { kDone, kTapFull };
     Sent send(virtio::DescriptorChain& chain);
     bool drop_if_malformed(virtio::DescriptorChain& chain);

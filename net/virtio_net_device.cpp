@@ -11,6 +11,7 @@
 #include "net/rx_path.h"
 #include "net/tx_path.h"
 #include "vmm/error.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::net {
 
@@ -67,15 +68,16 @@ private:
 
     void set_mac(const MacAddress& mac) override {
         device_.config_.set_mac(mac);
-        spdlog::info("virtio-net ({}): guest set MAC {}", device_.tap_->name(), mac.to_string());
+        log_limited(device_.guest_log_, spdlog::level::info, "virtio-net ({}): guest set MAC {}", device_.tap_->name(),
+                    mac.to_string());
     }
 
     bool set_guest_offloads(uint64_t offloads) override {
         Tap& tap = *device_.tap_;
         if (tap.has_vnet_hdr()) {
             if (int err = tap.set_offload(tun_offload_flags(offloads))) {
-                spdlog::warn("virtio-net ({}): TUNSETOFFLOAD {:#x}: {}", tap.name(),
-                             tun_offload_flags(offloads), std::strerror(err));
+                log_limited(device_.guest_log_, spdlog::level::warn, "virtio-net ({}): TUNSETOFFLOAD {:#x}: {}",
+                            tap.name(), tun_offload_flags(offloads), std::strerror(err));
                 return false;
             }
         } else if (offloads != 0) {
@@ -143,22 +145,24 @@ bool VirtioNetDevice::accept_features(uint64_t features) {
 
 bool VirtioNetDevice::accept_locked(uint64_t features) {
     if (data_path_) {
-        spdlog::warn("virtio-net ({}): feature change while running refused", tap_->name());
+        log_limited(guest_log_, spdlog::level::warn, "virtio-net ({}): feature change while running refused",
+                    tap_->name());
         return false;
     }
     if (features & ~offered_) {
-        spdlog::warn("virtio-net ({}): driver accepted features never offered: {:#x}", tap_->name(),
-                     features & ~offered_);
+        log_limited(guest_log_, spdlog::level::warn, "virtio-net ({}): driver accepted features never offered: {:#x}",
+                    tap_->name(), features & ~offered_);
         return false;
     }
     // §6.1: a device without the legacy interface requires VERSION_1.
     if (!legacy_ && !has(features, virtio::kFVersion1)) {
-        spdlog::warn("virtio-net ({}): driver without VERSION_1 refused (legacy=off)", tap_->name());
+        log_limited(guest_log_, spdlog::level::warn, "virtio-net ({}): driver without VERSION_1 refused (legacy=off)",
+                    tap_->name());
         return false;
     }
     if (auto violation = dependency_violation(features)) {
-        spdlog::warn("virtio-net ({}): feature set refused: {} (virtio 1.2 §5.1.3.1)", tap_->name(),
-                     *violation);
+        log_limited(guest_log_, spdlog::level::warn, "virtio-net ({}): feature set refused: {} (virtio 1.2 §5.1.3.1)",
+                    tap_->name(), *violation);
         return false;
     }
     if (!configure_tap(features)) return false;
@@ -175,12 +179,14 @@ bool VirtioNetDevice::configure_tap(uint64_t features) {
     if (!tap_->has_vnet_hdr()) return true;  // the data path adds/strips the header
     const int header_len = static_cast<int>(vnet_header_size(features));
     if (int err = tap_->set_vnet_hdr_size(header_len)) {
-        spdlog::error("virtio-net ({}): TUNSETVNETHDRSZ {}: {}", tap_->name(), header_len, std::strerror(err));
+        log_limited(guest_log_, spdlog::level::err, "virtio-net ({}): TUNSETVNETHDRSZ {}: {}", tap_->name(), header_len,
+                    std::strerror(err));
         return false;
     }
     const unsigned offloads = tun_offload_flags(features);
     if (int err = tap_->set_offload(offloads)) {
-        spdlog::error("virtio-net ({}): TUNSETOFFLOAD {:#x}: {}", tap_->name(), offloads, std::strerror(err));
+        log_limited(guest_log_, spdlog::level::err, "virtio-net ({}): TUNSETOFFLOAD {:#x}: {}", tap_->name(), offloads,
+                    std::strerror(err));
         return false;
     }
     return true;
@@ -192,7 +198,8 @@ void VirtioNetDevice::activate(const virtio::ActivationContext& context) {
     {
         std::lock_guard lock(mutex_);
         if (data_path_) {
-            spdlog::warn("virtio-net ({}): activated twice without a reset", tap_->name());
+            log_limited(guest_log_, spdlog::level::warn, "virtio-net ({}): activated twice without a reset",
+                        tap_->name());
             return;
         }
         // A legacy driver has no FEATURES_OK step: its features arrive here.
@@ -201,7 +208,8 @@ void VirtioNetDevice::activate(const virtio::ActivationContext& context) {
             return;
         }
     }
-    spdlog::error("virtio-net ({}): cannot run with features {:#x}", tap_->name(), context.features);
+    log_limited(guest_log_, spdlog::level::err, "virtio-net ({}): cannot run with features {:#x}", tap_->name(),
+                context.features);
     raise_needs_reset();
 }
 
@@ -216,7 +224,8 @@ void VirtioNetDevice::reset() {
     stopping.reset();  // joins the I/O thread
     if (tap_->has_vnet_hdr()) {
         if (int err = tap_->set_offload(0))
-            spdlog::warn("virtio-net ({}): TUNSETOFFLOAD 0 on reset: {}", tap_->name(), std::strerror(err));
+            log_limited(guest_log_, spdlog::level::warn, "virtio-net ({}): TUNSETOFFLOAD 0 on reset: {}", tap_->name(),
+                        std::strerror(err));
     }
     config_.reset();
 }

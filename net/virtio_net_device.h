@@ -23,7 +23,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-
 #include <nlohmann/json_fwd.hpp>
 
 #include "net/frame_observer.h"
@@ -32,6 +31,7 @@
 #include "net/net_stats.h"
 #include "net/tap.h"
 #include "virtio/virtio_device.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::net {
 
@@ -73,6 +73,7 @@ public:
     nlohmann::json stats_json() const;
 
 private:
+    mutable LogLimiter guest_log_;  // lines the guest can trigger (vmm/log_limiter.h)
     class DataPath;
 
     uint64_t compute_offer(const NetOptions& options) const;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "vmm/log_limiter.h"
+
 namespace tapvm {
 
 namespace {
@@ -59,7 +61,8 @@ AcpiSleep::Request AcpiSleep::write_sleep_control(uint8_t value) {
     if (sleep_type_ == layout::kAcpiS5SleepType) return Request::kPoweroff;
     // A sleep state the DSDT never offered: wake up at once instead of
     // leaving the guest polling WAK_STS forever (see acpi_sleep.h).
-    spdlog::warn("acpi: guest asked for unsupported sleep type {}; waking it at once", sleep_type_);
+    log_limited(guest_log_, spdlog::level::warn, "acpi: guest asked for unsupported sleep type {}; waking it at once",
+                sleep_type_);
     wake_status_ = true;
     return Request::kNone;
 }

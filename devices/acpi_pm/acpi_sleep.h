@@ -28,6 +28,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/layout.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm {
 
@@ -47,6 +48,7 @@ public:
     void write(uint64_t offset, std::span<const uint8_t> data) override;
 
 private:
+    mutable LogLimiter guest_log_;  // lines the guest can trigger (vmm/log_limiter.h)
     enum class Request { kNone, kPoweroff, kReset };
 
     uint8_t read_register(uint64_t offset);

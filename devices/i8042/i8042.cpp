@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "vmm/log_limiter.h"
+
 namespace tapvm {
 
 namespace {
@@ -218,7 +220,8 @@ void I8042::set_line(IrqLine* line, bool& asserted, bool level) {
 void I8042::log_unknown(uint8_t command) {
     if (logged_unknown_.test(command)) return;
     logged_unknown_.set(command);
-    spdlog::warn("i8042: guest sent unsupported controller command 0x{:02x}; ignored", command);
+    log_limited(guest_log_, spdlog::level::warn, "i8042: guest sent unsupported controller command 0x{:02x}; ignored",
+                command);
 }
 
 }  // namespace tapvm

@@ -50,6 +50,7 @@
 #include "devices/i8042/ps2_keyboard.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm {
 
@@ -92,6 +93,7 @@ public:
     void write_command(uint8_t command);
 
 private:
+    mutable LogLimiter guest_log_;  // lines the guest can trigger (vmm/log_limiter.h)
     struct OutputByte {
         uint8_t value;
         bool from_aux;

@@ -1,12 +1,13 @@
 #include "devices/pci/pci_function.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <bit>
 
-#include <spdlog/spdlog.h>
-
 #include "devices/pci/msix.h"
 #include "vmm/error.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::pci {
 
@@ -338,7 +339,8 @@ void PciFunction::update_mappings(std::vector<BarChange>& changes) {
             } catch (const Error& e) {
                 // The guest placed the BAR on top of something else; leave it
                 // unmapped until it moves it somewhere sensible.
-                spdlog::warn("{}: BAR {} at {:#x} not mapped: {}", name_, i, *wanted, e.what());
+                log_limited(guest_log_, spdlog::level::warn, "{}: BAR {} at {:#x} not mapped: {}", name_, i, *wanted,
+                            e.what());
             }
         }
         if (b->mapped != old) changes.push_back(BarChange{i, old, b->mapped});

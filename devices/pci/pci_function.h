@@ -61,6 +61,7 @@
 #include "devices/pci/pci_regs.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::pci {
 
@@ -205,6 +206,7 @@ public:
     bool intx_level() const;
 
 private:
+    mutable LogLimiter guest_log_;  // lines the guest can trigger (vmm/log_limiter.h)
     struct Bar {
         BarKind kind = BarKind::Mmio32;
         uint64_t size = 0;

@@ -9,6 +9,7 @@
 #include "devices/pci/pci_function.h"
 #include "virtio/features.h"
 #include "virtio/pci/virtio_pci_regs.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::virtio {
 
@@ -42,7 +43,7 @@ uint8_t TransportCore::visible_status() const {
 
 void TransportCore::device_needs_reset(const char* why) {
     if (needs_reset_.exchange(true)) return;  // the driver has been told already
-    spdlog::warn("virtio-pci: {}; setting DEVICE_NEEDS_RESET", why);
+    log_limited(guest_log_, spdlog::level::warn, "virtio-pci: {}; setting DEVICE_NEEDS_RESET", why);
     interrupt_.signal_config();
 }
 
@@ -122,14 +123,16 @@ void TransportCore::write_driver_feature(uint32_t value) {
     // §3.1.1: features are fixed once FEATURES_OK is set.
     if (status_ & kStatusFeaturesOk) {
         if (!std::exchange(late_write_logged_, true))
-            spdlog::warn("virtio-pci: driver_feature written after FEATURES_OK; ignored");
+            log_limited(guest_log_, spdlog::level::warn,
+                        "virtio-pci: driver_feature written after FEATURES_OK; ignored");
         return;
     }
     if (driver_feature_select_ >= 2) {
         // Bits above 63: nothing is ever offered there.
         if (value != 0 && !std::exchange(unoffered_logged_, true))
-            spdlog::warn("virtio-pci: driver accepted feature bits above 63 ({:#x} in word {}); ignored", value,
-                         driver_feature_select_);
+            log_limited(guest_log_, spdlog::level::warn,
+                        "virtio-pci: driver accepted feature bits above 63 ({:#x} in word {}); ignored", value,
+                        driver_feature_select_);
         return;
     }
     const unsigned shift = 32 * driver_feature_select_;
@@ -139,8 +142,9 @@ void TransportCore::write_driver_feature(uint32_t value) {
 void TransportCore::write_queue_size(uint16_t size) {
     // §4.1.4.3.2: a power of two; the driver may only shrink the queue.
     if (size == 0 || size > max_queue_size_ || !std::has_single_bit(size)) {
-        spdlog::warn("virtio-pci: queue {} size {} refused (power of two up to {} expected)", queue_select_, size,
-                     max_queue_size_);
+        log_limited(guest_log_, spdlog::level::warn,
+                    "virtio-pci: queue {} size {} refused (power of two up to {} expected)", queue_select_, size,
+                    max_queue_size_);
         return;
     }
     queues_[queue_select_].size = size;
@@ -160,7 +164,8 @@ bool TransportCore::queue_writable(const char* what) {
     // them under a running data path is not allowed (§4.1.4.3.2).
     if (!(status_ & kStatusDriverOk)) return true;
     if (!std::exchange(late_write_logged_, true))
-        spdlog::warn("virtio-pci: {} of queue {} written after DRIVER_OK; ignored", what, queue_select_);
+        log_limited(guest_log_, spdlog::level::warn, "virtio-pci: {} of queue {} written after DRIVER_OK; ignored",
+                    what, queue_select_);
     return false;
 }
 
@@ -260,13 +265,14 @@ void TransportCore::set_status(uint8_t value, Interface interface) {
     uint8_t next = static_cast<uint8_t>(value & ~kStatusDeviceNeedsReset);
     // §2.1.1: the driver MUST NOT clear a status bit; only a reset does.
     if (old & ~next) {
-        spdlog::warn("virtio-pci: driver cleared status bits {:#x} without a reset; kept", old & ~next);
+        log_limited(guest_log_, spdlog::level::warn,
+                    "virtio-pci: driver cleared status bits {:#x} without a reset; kept", old & ~next);
         next |= old;
     }
     if ((next & kStatusFeaturesOk) && !(old & kStatusFeaturesOk) && !negotiate(interface))
         next &= ~kStatusFeaturesOk;  // §3.1.1: the driver reads it back to learn of the refusal
     if ((next & kStatusFailed) && !(old & kStatusFailed))
-        spdlog::warn("virtio-pci: the driver gave up on the device (status FAILED)");
+        log_limited(guest_log_, spdlog::level::warn, "virtio-pci: the driver gave up on the device (status FAILED)");
     status_ = next;
     if ((next & kStatusDriverOk) && !(old & kStatusDriverOk)) activate(interface);
 }
@@ -277,17 +283,19 @@ bool TransportCore::negotiate(Interface interface) {
     // §2.2.1: the driver MUST NOT accept a feature the device did not offer.
     if (wanted & ~offered_) {
         if (!std::exchange(unoffered_logged_, true))
-            spdlog::warn("virtio-pci: driver accepted features {:#x} that were never offered; ignored",
-                         wanted & ~offered_);
+            log_limited(guest_log_, spdlog::level::warn,
+                        "virtio-pci: driver accepted features {:#x} that were never offered; ignored",
+                        wanted & ~offered_);
         wanted &= offered_;
     }
     // §6.1: a driver of the modern interface MUST accept VERSION_1.
     if (interface == Interface::kModern && !has(wanted, kFVersion1)) {
-        spdlog::warn("virtio-pci: FEATURES_OK without VERSION_1 on the modern interface; refused");
+        log_limited(guest_log_, spdlog::level::warn,
+                    "virtio-pci: FEATURES_OK without VERSION_1 on the modern interface; refused");
         return false;
     }
     if (!device_->accept_features(wanted)) {
-        spdlog::warn("virtio-pci: the device refused features {:#x}", wanted);
+        log_limited(guest_log_, spdlog::level::warn, "virtio-pci: the device refused features {:#x}", wanted);
         return false;
     }
     negotiated_ = wanted;

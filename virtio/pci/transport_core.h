@@ -26,6 +26,7 @@
 #include "virtio/split_queue.h"
 #include "virtio/virtio_device.h"
 #include "vmm/guest_memory.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::pci {
 class PciFunction;
@@ -72,6 +73,7 @@ public:
     uint16_t num_queues() const { return num_queues_; }
 
 private:
+    mutable LogLimiter guest_log_;  // lines the guest can trigger (vmm/log_limiter.h)
     enum class Interface { kModern, kLegacy };
 
     // What the driver wrote into one queue's registers.

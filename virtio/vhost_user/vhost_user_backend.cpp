@@ -1,14 +1,14 @@
 #include "virtio/vhost_user/vhost_user_backend.h"
 
-#include <sys/eventfd.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 
 #include <bit>
 
 #include "virtio/features.h"
 #include "vmm/error.h"
 #include "vmm/event_fd.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::virtio::vhost_user {
 
@@ -83,7 +83,7 @@ bool VhostUserBackend::handle(Message& message, Channel& channel) {
         outcome = {false, e.what(), std::nullopt};
     }
     if (!outcome.ok) {
-        spdlog::warn("vhost-user: {} refused: {}", request_name(request), outcome.why);
+        log_limited(peer_log_, spdlog::level::warn, "vhost-user: {} refused: {}", request_name(request), outcome.why);
         // The frontend waits for an answer this backend has no value for.
         if (expects_payload_reply(request) || outcome.why.starts_with("unknown request")) return false;
     }

@@ -28,6 +28,7 @@
 #include "virtio/vhost_user/vhost_user_channel.h"
 #include "virtio/virtio_device.h"
 #include "vmm/guest_memory.h"
+#include "vmm/log_limiter.h"
 
 namespace tapvm::virtio::vhost_user {
 
@@ -54,6 +55,7 @@ public:
     bool running() const { return running_; }
 
 private:
+    mutable LogLimiter peer_log_;  // lines a frontend can trigger (vmm/log_limiter.h)
     struct Ring {
         uint16_t num = 0;
         std::optional<VringAddress> address;
