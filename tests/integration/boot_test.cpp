@@ -4,6 +4,8 @@
 // reported as one TAPVM-RESULT line.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "guest_harness.h"
 
 namespace tapvm::it {
@@ -96,11 +98,19 @@ TEST_F(Boot, StockDebianKernelReachesInit) {
     // No unmodified kernel can run user programs on the nested KVM (its
     // syscall instruction is broken there), so the stock kernel is followed up
     // to the start of /init.
-    auto run = run_tapvm({{"--kernel", image.stock_kernel, "--initramfs", image.stock_initramfs,
-                           "--cpus", "2", "--memory", "1G", "--cmdline",
-                           test_cmdline("tapvm.run=selftest nosoftlockup")},
-                          std::nullopt, std::string("Run /init as init process")});
+    const auto start = std::chrono::steady_clock::now();
+    double to_init = -1;
+    RunOptions opt{{"--kernel", image.stock_kernel, "--initramfs", image.stock_initramfs, "--cpus", "2", "--memory",
+                    "1G", "--cmdline", test_cmdline("tapvm.run=selftest nosoftlockup")},
+                   std::nullopt,
+                   std::string("Run /init as init process")};
+    opt.on_line = [&](const std::string& line) {
+        if (to_init < 0 && line.find("Run /init as init process") != std::string::npos)
+            to_init = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    auto run = run_tapvm(opt);
     report(run, "stock Debian kernel to /init");
+    std::cout << "[tapvm-it] stock Debian kernel: process start to `Run /init` " << to_init << " s\n";
     EXPECT_TRUE(run.stopped_at_marker || run.has_mark("init-start")) << "stock kernel never reached /init";
 }
 
