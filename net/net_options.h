@@ -42,6 +42,7 @@ struct NetOptions {
     std::optional<uint16_t> mtu;   // set: offer VIRTIO_NET_F_MTU
     uint16_t queue_size = kDefaultQueueSize;
     std::string pcap_path;         // empty: no capture
+    bool pcap_append = false;      // not an option: set for a machine restarted after a reboot
 
     bool feature_enabled(unsigned n) const { return has(features, n); }
 };

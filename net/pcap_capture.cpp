@@ -18,10 +18,13 @@ constexpr int kSnapLen = 262144;
 
 }  // namespace
 
-std::unique_ptr<PcapCapture> PcapCapture::open(const std::string& path) {
+std::unique_ptr<PcapCapture> PcapCapture::open(const std::string& path, Mode mode) {
     pcap_t* handle = pcap_open_dead(DLT_EN10MB, kSnapLen);
     if (!handle) throw UsageError("pcap " + path + ": cannot create a capture handle");
-    pcap_dumper_t* dumper = pcap_dump_open(handle, path.c_str());
+    // pcap_dump_open_append checks that an existing file is a capture of
+    // the same link type and creates a missing one.
+    pcap_dumper_t* dumper = mode == Mode::kAppend ? pcap_dump_open_append(handle, path.c_str())
+                                                  : pcap_dump_open(handle, path.c_str());
     if (!dumper) {
         std::string why = pcap_geterr(handle);
         pcap_close(handle);

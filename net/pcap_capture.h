@@ -21,8 +21,11 @@ namespace tapvm::net {
 
 class PcapCapture final : public FrameObserver {
 public:
-    // Creates (truncates) `path`.  Throws UsageError ("pcap /x: ...").
-    static std::unique_ptr<PcapCapture> open(const std::string& path);
+    // kTruncate starts `path` afresh; kAppend adds to the capture already
+    // there (a machine started again after a guest reboot), or starts one.
+    enum class Mode { kTruncate, kAppend };
+    // Throws UsageError ("pcap /x: ...").
+    static std::unique_ptr<PcapCapture> open(const std::string& path, Mode mode = Mode::kTruncate);
     ~PcapCapture() override;
     PcapCapture(const PcapCapture&) = delete;
     PcapCapture& operator=(const PcapCapture&) = delete;

@@ -127,9 +127,13 @@ std::unique_ptr<TapDevice> TapDevice::open(const std::string& name, VnetHdrMode 
 std::unique_ptr<TapDevice> TapDevice::adopt(int raw_fd, VnetHdrMode mode) {
     std::string label = "tap fd " + std::to_string(raw_fd);
     if (raw_fd < 0 || ::fcntl(raw_fd, F_GETFD) < 0) usage_errno(label, raw_fd < 0 ? EBADF : errno);
-    UniqueFd fd(raw_fd);
-
-    if (::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) < 0) usage_errno(label + ": F_SETFD", errno);
+    // The handed-over fd itself stays open for the life of the process: a
+    // machine started again after a guest reboot (--on-reboot restart)
+    // adopts it again, so each TapDevice works on (and closes) a duplicate.
+    // It is no child's business either way.
+    if (::fcntl(raw_fd, F_SETFD, FD_CLOEXEC) < 0) usage_errno(label + ": F_SETFD", errno);
+    UniqueFd fd(::fcntl(raw_fd, F_DUPFD_CLOEXEC, 3));
+    if (!fd) usage_errno(label + ": F_DUPFD_CLOEXEC", errno);
     int status_flags = ::fcntl(fd.get(), F_GETFL);
     if (status_flags < 0 || ::fcntl(fd.get(), F_SETFL, status_flags | O_NONBLOCK) < 0)
         usage_errno(label + ": O_NONBLOCK", errno);

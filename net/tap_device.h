@@ -26,8 +26,9 @@ public:
     // line, e.g. "tap tap0: TUNSETIFF: Operation not permitted (...)".
     static std::unique_ptr<TapDevice> open(const std::string& name, VnetHdrMode mode);
 
-    // Takes ownership of `fd`, which must already be attached to a tap
-    // (IFF_TAP) without packet information (IFF_NO_PI).  Its flags are fixed,
+    // Works on a duplicate of `fd` (which stays open, close-on-exec, for a
+    // later adopt after a machine restart); `fd` must already be attached
+    // to a tap (IFF_TAP) without packet information (IFF_NO_PI).  Its flags are fixed,
     // so with vnet_hdr=on it must have IFF_VNET_HDR; with vnet_hdr=off a fd
     // that has it keeps the header but offers no offloads.
     static std::unique_ptr<TapDevice> adopt(int fd, VnetHdrMode mode);

@@ -150,8 +150,11 @@ void Machine::Parts::load_images() {
 void Machine::Parts::open_network_cards() {
     // Taps are opened (and probed) now: a tap that cannot be used is a
     // usage error, reported before KVM exists.
-    for (const auto& spec : config.net_specs)
-        nics.push_back(net::create_virtio_net(net::parse_net_options(spec)));
+    for (const auto& spec : config.net_specs) {
+        auto options = net::parse_net_options(spec);
+        options.pcap_append = config.restarted;
+        nics.push_back(net::create_virtio_net(options));
+    }
 }
 
 void Machine::Parts::create_vm() {
@@ -346,7 +349,9 @@ int run_machine(const MachineConfig& config, const std::function<void()>& on_ass
     for (bool first = true;; first = false) {
         MachineExit exit;
         {
-            Machine machine(config);
+            MachineConfig this_boot = config;
+            this_boot.restarted = !first;
+            Machine machine(this_boot);
             if (first && on_assembled) on_assembled();
             if (signals)
             if (signals) {

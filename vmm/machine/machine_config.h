@@ -23,6 +23,9 @@ struct MachineConfig {
     RebootAction on_reboot = RebootAction::kExit;
     std::string log_level = "info";
     bool console_escape = true;               // Ctrl-A x when stdin is a TTY
+    // Set by run_machine for a machine started again after a guest reboot:
+    // what the first machine began (a pcap capture) is continued, not redone.
+    bool restarted = false;
 };
 
 }  // namespace tapvm

@@ -77,6 +77,31 @@ TEST(PcapCapture, WritesFramesGatheredFromIovecsWithoutTheHeader) {
     EXPECT_EQ(frames[1], pattern(65550, 2));  // a whole GSO frame, not cut
 }
 
+// A machine started again after a guest reboot continues the capture the
+// first one began, instead of truncating it.
+TEST(PcapCapture, AppendModeContinuesTheCapture) {
+    TempDir dir;
+    const std::string path = dir.file("restart.pcap");
+    auto write_one = [&](PcapCapture::Mode mode, uint8_t seed) {
+        auto capture = PcapCapture::open(path, mode);
+        Bytes frame = pattern(80, seed);
+        iovec iov{frame.data(), frame.size()};
+        capture->on_frame(FrameDirection::kGuestToHost, std::span(&iov, 1), 0, frame.size());
+    };
+    write_one(PcapCapture::Mode::kTruncate, 1);
+    write_one(PcapCapture::Mode::kAppend, 2);
+    write_one(PcapCapture::Mode::kAppend, 3);
+    auto frames = read_pcap(path);
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_EQ(frames[0], pattern(80, 1));
+    EXPECT_EQ(frames[2], pattern(80, 3));
+    write_one(PcapCapture::Mode::kTruncate, 4);  // a new tapvm run starts afresh
+    EXPECT_EQ(read_pcap(path).size(), 1u);
+    const std::string fresh = dir.file("missing.pcap");
+    { auto capture = PcapCapture::open(fresh, PcapCapture::Mode::kAppend); }  // appending to nothing creates it
+    EXPECT_TRUE(read_pcap(fresh).empty());
+}
+
 TEST(PcapCapture, OpenErrorIsAUsageError) {
     try {
         PcapCapture::open("/nonexistent-dir/x.pcap");

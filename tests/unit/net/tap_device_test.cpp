@@ -159,13 +159,22 @@ TEST(TapDevice, AdoptAnAttachedTapFd) {
         int raw = fd.release();
         ::fcntl(raw, F_SETFD, 0);  // a manager hands it over without CLOEXEC
         auto tap = TapDevice::adopt(raw, VnetHdrMode::kAuto);
-        EXPECT_EQ(tap->fd(), raw);
+        EXPECT_NE(tap->fd(), raw) << "works on a duplicate";
         EXPECT_EQ(tap->name(), "given0");
         EXPECT_TRUE(tap->has_vnet_hdr());
         EXPECT_TRUE(tap->supported_offloads() & kTunFTso4);
         EXPECT_TRUE(::fcntl(raw, F_GETFL) & O_NONBLOCK);
         EXPECT_TRUE(::fcntl(raw, F_GETFD) & FD_CLOEXEC);
+        EXPECT_TRUE(::fcntl(tap->fd(), F_GETFD) & FD_CLOEXEC);
         EXPECT_GT(tap->ifindex(), 0);
+        // A guest reboot with --on-reboot restart builds a new machine that
+        // adopts the same fd again: it must still be open and usable.
+        tap.reset();
+        ASSERT_GE(::fcntl(raw, F_GETFD), 0) << "the handed-over fd was closed with the first machine";
+        auto again = TapDevice::adopt(raw, VnetHdrMode::kAuto);
+        EXPECT_EQ(again->name(), "given0");
+        again.reset();
+        ::close(raw);
     });
 }
 
