@@ -30,7 +30,8 @@ nlohmann::json to_json(const NetStats& s) {
           {"too_short", s.tx.dropped_short.get()},
           {"too_many_segments", s.tx.dropped_fragmented.get()},
           {"tap_error", s.tx.dropped_tap_error.get()},
-          {"no_buffers", s.tx.dropped_no_buffers.get()}}},
+          {"no_buffers", s.tx.dropped_no_buffers.get()},
+          {"bad_header", s.tx.dropped_bad_header.get()}}},
     };
     json ctrl = {
         {"commands", s.ctrl.commands.get()},

@@ -41,6 +41,7 @@ struct TxStats {
     Counter dropped_fragmented;  // more segments than one writev takes
     Counter dropped_tap_error;   // the tap refused the frame (EIO: link down, EINVAL, ...)
     Counter dropped_no_buffers;  // ENOBUFS/ENOMEM from the host stack
+    Counter dropped_bad_header;  // header flags or GSO type that were not negotiated
 };
 
 struct RxStats {

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "net/net_features.h"
 #include "net/queue_signal.h"
 #include "net/virtio_net_hdr.h"
 #include "vmm/log_limiter.h"
@@ -86,6 +88,35 @@ TxPath::Sent TxPath::send(virtio::DescriptorChain& chain) {
     return Sent::kDone;
 }
 
+// virtio 1.2 §5.1.6.2.1: without VIRTIO_NET_F_CSUM the driver MUST set
+// flags to zero; it MUST NOT set DATA_VALID (or RSC_INFO) on transmit; a GSO
+// type needs its HOST_* feature, and the ECN bit HOST_ECN.  The tap would
+// act on such a header (segment, trust a checksum) for a guest that never
+// agreed to it, so the frame is dropped and counted instead.
+bool TxPath::header_allowed(const virtio::DescriptorChain& chain) const {
+    uint8_t hdr[kHdrGsoTypeOffset + 1] = {};
+    size_t got = 0;
+    for (const auto& segment : chain.readable()) {
+        const size_t n = std::min(segment.host.size(), sizeof hdr - got);
+        std::memcpy(hdr + got, segment.host.data(), n);
+        got += n;
+        if (got == sizeof hdr) break;
+    }
+    const uint8_t flags = hdr[kHdrFlagsOffset];
+    const uint8_t gso = hdr[kHdrGsoTypeOffset];
+    const uint64_t f = config_.features;
+    if (flags & ~kHdrFNeedsCsum) return false;  // DATA_VALID, RSC_INFO, unknown bits
+    if ((flags & kHdrFNeedsCsum) && !has(f, kFCsum)) return false;
+    if ((gso & kGsoEcn) && !has(f, kFHostEcn)) return false;
+    switch (gso & ~kGsoEcn) {
+        case kGsoNone: return !(gso & kGsoEcn);
+        case kGsoTcpv4: return has(f, kFHostTso4);
+        case kGsoTcpv6: return has(f, kFHostTso6);
+        case kGsoUdp: return has(f, kFHostUfo);
+        default: return false;  // a type this device never offers
+    }
+}
+
 // Returns true (and completes the chain) when it cannot be sent.
 bool TxPath::drop_if_malformed(virtio::DescriptorChain& chain) {
     Counter* reason = nullptr;
@@ -96,6 +127,8 @@ bool TxPath::drop_if_malformed(virtio::DescriptorChain& chain) {
     } else if (iovecs_needed(chain.readable(), config_.tap_has_header ? 0 : config_.header_len) >
                kMaxIovecs) {
         reason = &stats_.dropped_fragmented;  // more than one writev can take
+    } else if (!header_allowed(chain)) {
+        reason = &stats_.dropped_bad_header;  // asks for an offload that was not negotiated
     }
     if (!reason) return false;
     reason->add();

@@ -30,6 +30,9 @@ public:
         bool tap_has_header = true;  // the tap takes the header (IFF_VNET_HDR)
         uint16_t queue_index = 1;    // for signal_queue()
         unsigned budget = 256;       // chains per process() call, sent or dropped
+        // The negotiated features: which header flags and GSO types the
+        // driver may use (§5.1.6.2.1); others are dropped, not passed on.
+        uint64_t features = 0;
     };
 
     enum class Result {
@@ -51,6 +54,7 @@ private:
     enum class Sent { kDone, kTapFull };
     Sent send(virtio::DescriptorChain& chain);
     bool drop_if_malformed(virtio::DescriptorChain& chain);
+    bool header_allowed(const virtio::DescriptorChain& chain) const;
     void count_write_error(int err);
 
     virtio::SplitQueue& queue_;

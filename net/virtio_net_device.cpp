@@ -43,7 +43,8 @@ public:
         if (auto* queue = queue_at(context, kTxQueue)) {
             TxPath::Config config{.header_len = header_len,
                                   .tap_has_header = tap.has_vnet_hdr(),
-                                  .queue_index = kTxQueue};
+                                  .queue_index = kTxQueue,
+                                  .features = features};
             tx_ = std::make_unique<TxPath>(*queue, tap, interrupt, config, device.stats_.tx, capture);
             wiring.tx = tx_.get();
             wiring.tx_kick_fd = context.notify_eventfds[kTxQueue];

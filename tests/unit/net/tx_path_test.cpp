@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "net/net_features.h"
 #include "net/virtio_net_hdr.h"
 #include "net_test_support.h"
 #include "virtio/features.h"
@@ -23,11 +24,19 @@ class TxPathTest : public ::testing::TestWithParam<bool /*tap_header*/> {
 protected:
     void SetUp() override { make(virtio::bit(virtio::kFVersion1)); }
 
-    void make(uint64_t features, unsigned budget = 256, uint16_t size = 256) {
+    // The header offloads a driver negotiates with a tap that takes them all.
+    static constexpr uint64_t kHostOffloads =
+        bit(kFCsum) | bit(kFHostTso4) | bit(kFHostTso6) | bit(kFHostEcn) | bit(kFHostUfo);
+
+    void make(uint64_t features, unsigned budget = 256, uint16_t size = 256, uint64_t net_features = kHostOffloads) {
         tx_.reset();
         guest_ = std::make_unique<testing::GuestQueue>(memory_, features, size, 0x10000, 0x200000, 16 << 20);
         tap_ = std::make_unique<testing::SocketpairTap>(GetParam());
-        TxPath::Config config{.header_len = kHeader, .tap_has_header = GetParam(), .queue_index = 1, .budget = budget};
+        TxPath::Config config{.header_len = kHeader,
+                              .tap_has_header = GetParam(),
+                              .queue_index = 1,
+                              .budget = budget,
+                              .features = features | net_features};
         stats_ = std::make_unique<TxStats>();
         tx_ = std::make_unique<TxPath>(*guest_->queue, *tap_, irq_, config, *stats_);
     }
@@ -194,6 +203,44 @@ TEST_P(TxPathTest, BadChainsCountAgainstTheBudget) {
     EXPECT_EQ(tx_->process(), TxPath::Result::kIdle);
     EXPECT_EQ(driver().used_idx(), 10);
     EXPECT_EQ(tap_->take(), std::nullopt);
+}
+
+// A header may only ask for what was negotiated (§5.1.6.2.1): otherwise the
+// tap would segment or trust checksums for a guest that never agreed to it.
+TEST_P(TxPathTest, HeadersAskingForUnnegotiatedOffloadsAreDropped) {
+    struct Case {
+        const char* what;
+        uint64_t negotiated;
+        uint8_t flags, gso_type;
+        bool sent;
+    };
+    const uint64_t v1 = virtio::bit(virtio::kFVersion1);
+    const Case cases[] = {
+        {"plain frame, nothing negotiated", 0, 0, kGsoNone, true},
+        {"NEEDS_CSUM without CSUM", 0, kHdrFNeedsCsum, kGsoNone, false},
+        {"NEEDS_CSUM with CSUM", bit(kFCsum), kHdrFNeedsCsum, kGsoNone, true},
+        {"DATA_VALID on transmit", kHostOffloads, kHdrFDataValid, kGsoNone, false},
+        {"TCPv4 GSO without HOST_TSO4", bit(kFCsum) | bit(kFHostTso6), kHdrFNeedsCsum, kGsoTcpv4, false},
+        {"TCPv4 GSO with HOST_TSO4", bit(kFCsum) | bit(kFHostTso4), kHdrFNeedsCsum, kGsoTcpv4, true},
+        {"TCPv6 GSO without HOST_TSO6", bit(kFCsum) | bit(kFHostTso4), kHdrFNeedsCsum, kGsoTcpv6, false},
+        {"UDP GSO without HOST_UFO", bit(kFCsum) | bit(kFHostTso4), kHdrFNeedsCsum, kGsoUdp, false},
+        {"ECN without HOST_ECN", bit(kFCsum) | bit(kFHostTso4), kHdrFNeedsCsum, kGsoTcpv4 | kGsoEcn, false},
+        {"ECN with HOST_ECN", bit(kFCsum) | bit(kFHostTso4) | bit(kFHostEcn), kHdrFNeedsCsum,
+         kGsoTcpv4 | kGsoEcn, true},
+        {"an unknown GSO type", kHostOffloads, kHdrFNeedsCsum, 2, false},
+    };
+    for (const Case& c : cases) {
+        make(v1, 256, 256, c.negotiated);
+        Bytes hdr = header();
+        hdr[kHdrFlagsOffset] = c.flags;
+        hdr[kHdrGsoTypeOffset] = c.gso_type;
+        // Split the header over two descriptors: it is read across them.
+        offer({Bytes(hdr.begin(), hdr.begin() + 1), Bytes(hdr.begin() + 1, hdr.end()), pattern(60, 7)});
+        tx_->process();
+        EXPECT_EQ(driver().used_idx(), 1) << c.what;
+        EXPECT_EQ(tap_->take().has_value(), c.sent) << c.what;
+        EXPECT_EQ(stats_->dropped_bad_header.get(), c.sent ? 0u : 1u) << c.what;
+    }
 }
 
 TEST_P(TxPathTest, EventIdxSuppressesInterruptsAndKicks) {
