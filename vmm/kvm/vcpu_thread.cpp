@@ -176,8 +176,12 @@ void VcpuThreads::request_state_report() {
     std::lock_guard lock(threads_mutex_);
     if (joined_) return;
     for (size_t i = 0; i < runners_.size(); ++i) report_requested_[i].store(true);
-    // No immediate_exit here: the vCPU must go on running after it reported.
+    signal_threads();  // no immediate_exit: the vCPU must go on running after it reported
+}
+
+void VcpuThreads::signal_threads() {
     for (auto& t : threads_) {
+        // Still valid when the thread has ended: it is not joined yet.
         int err = pthread_kill(t.native_handle(), vcpu_kick_signal());
         if (err != 0 && err != ESRCH) spdlog::warn("kicking a vCPU thread: {}", std::strerror(err));
     }
@@ -189,11 +193,7 @@ void VcpuThreads::kick_all() {
     // immediate_exit first: a thread between its stop check and KVM_RUN
     // misses the signal but not the flag.
     for (auto* runner : runners_) runner->request_immediate_exit();
-    for (auto& t : threads_) {
-        // Still valid when the thread has ended: it is not joined yet.
-        int err = pthread_kill(t.native_handle(), vcpu_kick_signal());
-        if (err != 0 && err != ESRCH) spdlog::warn("kicking a vCPU thread: {}", std::strerror(err));
-    }
+    signal_threads();
 }
 
 void VcpuThreads::join() {

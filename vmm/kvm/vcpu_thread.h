@@ -113,6 +113,8 @@ private:
     void thread_main(uint32_t index);
     void finish(TerminalEvent event);
     void kick_all();
+    // Sends the kick signal to every thread; threads_mutex_ held.
+    void signal_threads();
 
     std::vector<VcpuRunner*> runners_;
     OnTerminal on_terminal_;

@@ -525,6 +525,28 @@ TEST(VhostUserChannelTest, AStopRequestEndsTheWaitForTheRestOfAMessage) {
 
 // --- the server -------------------------------------------------------------------
 
+// A frontend's end: connected to the server's socket at `path`.
+UniqueFd connect_frontend(const std::string& path) {
+    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    EXPECT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return s;
+}
+
+// GET_FEATURES over `s`; the features answered, or 0.
+uint64_t get_features(const UniqueFd& s) {
+    Header h{static_cast<uint32_t>(Request::kGetFeatures), kVersion, 0};
+    EXPECT_EQ(::send(s.get(), &h, sizeof h, 0), static_cast<ssize_t>(sizeof h));
+    struct {
+        Header h;
+        uint64_t features;
+    } __attribute__((packed)) answer{};
+    EXPECT_EQ(::recv(s.get(), &answer, sizeof answer, MSG_WAITALL), static_cast<ssize_t>(sizeof answer));
+    return answer.features;
+}
+
 TEST(VhostUserServerTest, ServesAFrontendOverItsSocketAndCleansUp) {
     const std::string path = ::testing::TempDir() + "vhost-user-test.sock";
     RecordingDevice device;
@@ -533,19 +555,8 @@ TEST(VhostUserServerTest, ServesAFrontendOverItsSocketAndCleansUp) {
     {
         VhostUserServer server(path);
         std::thread frontend([&] {
-            UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-            sockaddr_un a{};
-            a.sun_family = AF_UNIX;
-            std::strcpy(a.sun_path, path.c_str());
-            ASSERT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-            Header h{static_cast<uint32_t>(Request::kGetFeatures), kVersion, 0};
-            ASSERT_EQ(::send(s.get(), &h, sizeof h, 0), static_cast<ssize_t>(sizeof h));
-            struct {
-                Header h;
-                uint64_t features;
-            } __attribute__((packed)) answer{};
-            ASSERT_EQ(::recv(s.get(), &answer, sizeof answer, MSG_WAITALL), static_cast<ssize_t>(sizeof answer));
-            EXPECT_EQ(answer.features, device.offered_features() | kProtocolBit);
+            UniqueFd s = connect_frontend(path);
+            EXPECT_EQ(get_features(s), device.offered_features() | kProtocolBit);
         });  // the frontend closes its socket: served once
         EXPECT_EQ(server.serve(backend, stop.get(), /*once=*/true), 1u);
         frontend.join();
@@ -563,27 +574,12 @@ TEST(VhostUserServerTest, AStalledFrontendIsDroppedAndTheNextOneServed) {
     UniqueFd stop = make_eventfd();
     VhostUserServer server(path);
     server.set_stall_limit_ms(100);
-    auto connect_to = [&] {
-        UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strcpy(a.sun_path, path.c_str());
-        EXPECT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-        return s;
-    };
     uint64_t features = 0;
     std::thread frontends([&] {
-        UniqueFd stalled = connect_to();
+        UniqueFd stalled = connect_frontend(path);
         ASSERT_EQ(::send(stalled.get(), "\x01\x00", 2, 0), 2);  // and then silence, socket kept open
-        UniqueFd good = connect_to();  // queued in the listen backlog until the first is dropped
-        Header h{static_cast<uint32_t>(Request::kGetFeatures), kVersion, 0};
-        ASSERT_EQ(::send(good.get(), &h, sizeof h, 0), static_cast<ssize_t>(sizeof h));
-        struct {
-            Header h;
-            uint64_t features;
-        } __attribute__((packed)) answer{};
-        ASSERT_EQ(::recv(good.get(), &answer, sizeof answer, MSG_WAITALL), static_cast<ssize_t>(sizeof answer));
-        features = answer.features;
+        UniqueFd good = connect_frontend(path);  // queued in the listen backlog until the first is dropped
+        features = get_features(good);
         ASSERT_EQ(::eventfd_write(stop.get(), 1), 0);  // done: stop the server
     });
     EXPECT_EQ(server.serve(backend, stop.get(), /*once=*/false), 2u);
