@@ -142,7 +142,9 @@ void VcpuThreads::thread_main(uint32_t index) {
             finish({std::move(action), index});
             break;
         }
-        if (report_requested_[index].exchange(false)) spdlog::info("vCPU {}: {}", index, runner.state_line());
+        // A plain load on every exit; the read-modify-write only when asked.
+        if (report_requested_[index].load(std::memory_order_relaxed) && report_requested_[index].exchange(false))
+            spdlog::info("vCPU {}: {}", index, runner.state_line());
     }
     {
         std::lock_guard done(done_mutex_);
